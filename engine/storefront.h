@@ -1,0 +1,336 @@
+/*
+ * storefront engine: the whole public API.
+ *
+ * The engine knows nothing of nginx.  Decisions are functions of (a
+ * snapshot of the LMDB environment, the request facts, now).  Strings are
+ * (pointer, length) pairs and are not NUL-terminated unless said so;
+ * strings handed out by the engine point into the snapshot and stay valid
+ * only until the snapshot is reset.
+ */
+
+#ifndef STOREFRONT_H
+#define STOREFRONT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    SF_OK = 0,
+    SF_ERR_NOMEM = -1,
+    SF_ERR_INVALID = -2,     /* bad input: JSON, experiment, argument */
+    SF_ERR_DB = -3,          /* LMDB failure */
+    SF_ERR_MAP_FULL = -4,    /* LMDB map is full: grow map_size */
+    SF_ERR_NOT_FOUND = -5,
+    SF_ERR_IO = -6,
+    SF_ERR_TOO_MANY = -7     /* output array too small */
+};
+
+typedef struct {
+    int   code;
+    char  msg[512];
+} sf_error;
+
+/* Sets err (when not NULL) and returns code. */
+int sf_error_set(sf_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+
+/* ---- growable byte buffer ---------------------------------------------- */
+
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+} sf_buf;
+
+void sf_buf_init(sf_buf *b);
+void sf_buf_free(sf_buf *b);
+int sf_buf_reserve(sf_buf *b, size_t extra);
+int sf_buf_append(sf_buf *b, const void *p, size_t n);
+int sf_buf_appends(sf_buf *b, const char *s);                 /* C string */
+int sf_buf_printf(sf_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+int sf_buf_append_json_string(sf_buf *b, const char *s, size_t n);
+/* Appends a number the way JavaScript's String(x) writes it. */
+int sf_buf_append_js_number(sf_buf *b, double x);
+
+
+/* ---- arena: many small allocations freed at once ----------------------- */
+
+typedef struct sf_arena sf_arena;
+
+sf_arena *sf_arena_create(size_t block_size);
+void sf_arena_destroy(sf_arena *a);
+void sf_arena_reset(sf_arena *a);           /* frees all but the first block */
+void *sf_arena_alloc(sf_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+char *sf_arena_strndup(sf_arena *a, const char *s, size_t n);
+
+
+/* ---- JSON-like values --------------------------------------------------- */
+
+/*
+ * A read-only view of a JSON value.  Used for request attributes, for
+ * parsed import documents and for targeting conditions.  Objects keep their
+ * members in document order; lookups are linear (objects are small).
+ */
+
+typedef enum {
+    SF_NULL = 0,
+    SF_BOOL,
+    SF_NUMBER,
+    SF_STRING,
+    SF_ARRAY,
+    SF_OBJECT
+} sf_type;
+
+typedef struct sf_value   sf_value;
+typedef struct sf_member  sf_member;
+
+struct sf_value {
+    sf_type  type;
+    union {
+        int     boolean;
+        double  number;
+        struct {
+            const char  *p;
+            size_t       len;
+        } str;
+        struct {
+            const sf_value  *items;
+            size_t           n;
+        } arr;
+        struct {
+            const sf_member *members;
+            size_t           n;
+        } obj;
+    } u;
+};
+
+struct sf_member {
+    const char  *name;
+    size_t       name_len;
+    sf_value     value;
+};
+
+/* Member of an object by name, NULL if absent or obj is not an object. */
+const sf_value *sf_value_member(const sf_value *obj, const char *name,
+    size_t name_len);
+/* Member by dotted path ("a.b.c"), as GrowthBook's getPath. */
+const sf_value *sf_value_path(const sf_value *obj, const char *path,
+    size_t path_len);
+/*
+ * The value as JavaScript's String(v) would give it, for hashing: strings
+ * as they are, numbers and booleans written out; NULL result (return
+ * SF_ERR_NOT_FOUND) for null, arrays and objects.  buf holds the text for
+ * non-strings and must have room for 32 bytes.
+ */
+int sf_value_as_string(const sf_value *v, char *buf, const char **s,
+    size_t *len);
+
+/* Parses one JSON document into a value allocated in the arena. */
+int sf_json_parse(const char *text, size_t len, sf_arena *a, sf_value *out,
+    sf_error *err);
+/* Writes a value as compact JSON. */
+int sf_json_write(sf_buf *b, const sf_value *v);
+
+/*
+ * Streams a JSON document from a file: the document is one object; each
+ * element of each array-valued top-level member is built as a value in a
+ * scratch arena and passed to cb with the member name and the line the
+ * element started on.  Scalar and object top-level members are passed once
+ * with index -1.  The arena is reset after each callback: cb copies what it
+ * keeps.  A non-zero return from cb stops the stream and is returned.
+ * Errors name the file, line and column.  progress (may be NULL) is called
+ * now and then with the bytes read so far.
+ */
+typedef int (*sf_json_element_cb)(void *ctx, const char *member,
+    long index, const sf_value *element, unsigned long line, sf_error *err);
+typedef void (*sf_progress_cb)(void *ctx, uint64_t bytes_read);
+
+int sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
+    sf_progress_cb progress, void *ctx, sf_error *err);
+
+
+/* ---- GrowthBook hashing and bucketing ---------------------------------- */
+
+/* FNV-1a 32 over the UTF-16 code units of UTF-8 strings a then b. */
+uint32_t sf_fnv1a32_utf16(const char *a, size_t alen, const char *b,
+    size_t blen);
+/* GrowthBook hash(seed, value, version): SF_OK and *out in [0,1), or
+ * SF_ERR_INVALID for an unknown version (GrowthBook's null). */
+int sf_hash(const char *seed, size_t seed_len, const char *value,
+    size_t value_len, int version, double *out);
+int sf_in_namespace(const char *id, size_t id_len, const char *ns,
+    size_t ns_len, double start, double end);
+void sf_equal_weights(int n, double *weights);
+/* ranges has room for n pairs; weights may be NULL. */
+void sf_bucket_ranges(int n, double coverage, const double *weights,
+    int nweights, double (*ranges)[2]);
+int sf_choose_variation(double n, const double (*ranges)[2], int nranges);
+/* Forced variation from a URL's query string, or -1. */
+int sf_query_string_override(const char *key, size_t key_len,
+    const char *url, size_t url_len, int nvariations);
+
+
+/* ---- experiments -------------------------------------------------------- */
+
+/*
+ * An experiment is imported as a GrowthBook experiment object and stored
+ * compiled into one binary record (see sf_experiment.c for the layout).
+ */
+
+/* Validates a GrowthBook experiment object and compiles it into out. */
+int sf_experiment_compile(const sf_value *exp, sf_buf *out, sf_error *err);
+/* The experiment key of a compiled record. */
+int sf_experiment_key(const void *rec, size_t len, const char **key,
+    size_t *key_len);
+/* Appends the record back as a GrowthBook experiment object (JSON). */
+int sf_experiment_to_json(const void *rec, size_t len, sf_buf *out);
+
+typedef enum {
+    SF_REASON_ASSIGNED = 0,      /* in the experiment by hashing */
+    SF_REASON_QUERY_OVERRIDE,    /* forced by the query string (QA) */
+    SF_REASON_FORCED,            /* experiment's force */
+    SF_REASON_SINGLE_VARIATION,  /* fewer than 2 variations */
+    SF_REASON_INACTIVE,          /* active: false */
+    SF_REASON_NO_ID,             /* no hash attribute value */
+    SF_REASON_NAMESPACE,         /* outside the namespace range */
+    SF_REASON_FILTERED,          /* outside a filter range */
+    SF_REASON_CONDITION,         /* targeting condition false */
+    SF_REASON_COVERAGE,          /* hash outside every bucket range */
+    SF_REASON_HASH_VERSION,      /* unknown hash version */
+    SF_REASON_DISABLED,          /* engine disabled by the caller */
+    SF_REASON_QA_MODE,           /* QA mode: only forced variations */
+    SF_REASON_CONTEXT_FORCED,    /* forced_variations of the request */
+    SF_REASON__COUNT
+} sf_reason;
+
+const char *sf_reason_name(sf_reason r);   /* e.g. "coverage" */
+
+typedef struct {
+    const sf_value  *attributes;   /* an object, or NULL */
+    const char      *url;          /* path?query or full URL, may be NULL */
+    size_t           url_len;
+    int              qa_override;  /* honour ?<key>=<index> forcing */
+    int              disabled;     /* GrowthBook enabled: false */
+    int              qa_mode;      /* GrowthBook qaMode: no hashing */
+    const sf_value  *forced_variations;  /* object key -> index, or NULL */
+    const sf_value  *saved_groups;       /* object name -> array, or NULL */
+    int64_t          now;          /* unix seconds */
+} sf_request;
+
+typedef struct {
+    const char  *key;             /* experiment key */
+    size_t       key_len;
+    int          in_experiment;
+    int          variation;        /* index served (0 when not in) */
+    const char  *variation_key;    /* meta[].key or the index as text */
+    size_t       variation_key_len;
+    const char  *value;            /* the variation's JSON value */
+    size_t       value_len;
+    int          hash_used;
+    double       hash;             /* valid when hash_computed */
+    int          hash_computed;
+    const char  *seed;             /* seed used (seed or key) */
+    size_t       seed_len;
+    const char  *hash_attribute;   /* attribute name used */
+    size_t       hash_attribute_len;
+    sf_reason    reason;
+    char         index_text[12];   /* backing store for variation_key */
+} sf_assignment;
+
+/* Evaluates one compiled record; strings in out point into rec. */
+int sf_experiment_evaluate(const void *rec, size_t len,
+    const sf_request *req, sf_assignment *out);
+
+
+/* ---- targeting conditions (GrowthBook) --------------------------------- */
+
+/* Compiles a condition object into out; saved groups are resolved at
+ * evaluation. */
+int sf_condition_compile(const sf_value *cond, sf_buf *out, sf_error *err);
+/* 1 when the condition holds for attributes, 0 when not.  saved_groups is
+ * an object of arrays, or NULL. */
+int sf_condition_evaluate(const void *compiled, size_t len,
+    const sf_value *attributes, const sf_value *saved_groups);
+
+
+/* ---- the LMDB environment ---------------------------------------------- */
+
+typedef struct sf_db        sf_db;
+typedef struct sf_snapshot  sf_snapshot;
+typedef struct sf_txn       sf_txn;
+
+#define SF_DB_DEFAULT_MAP_SIZE  ((size_t) 1 << 30)
+#define SF_DB_READONLY   0x1     /* never write (tools that only read) */
+#define SF_DB_CREATE     0x2     /* create the directory if missing */
+
+/*
+ * Opens the environment at the directory path.  map_size 0 keeps the
+ * file's size or the default.  The environment is opened with MDB_NOTLS so
+ * that one read transaction can be kept per worker and renewed.
+ */
+int sf_db_open(sf_db **db, const char *path, size_t map_size,
+    unsigned flags, sf_error *err);
+void sf_db_close(sf_db *db);
+/* Clears reader slots left by dead processes; *cleared may be NULL. */
+int sf_db_reader_check(sf_db *db, int *cleared);
+
+typedef struct {
+    size_t    map_size;
+    size_t    used_bytes;        /* last page used * page size */
+    unsigned  max_readers;
+    unsigned  readers_in_use;
+    size_t    experiments;
+} sf_db_info;
+
+int sf_db_info_get(sf_db *db, sf_db_info *info, sf_error *err);
+
+/* A reusable read snapshot: renew before use, reset after. */
+int sf_snapshot_create(sf_db *db, sf_snapshot **s, sf_error *err);
+int sf_snapshot_renew(sf_snapshot *s, sf_error *err);
+void sf_snapshot_reset(sf_snapshot *s);
+void sf_snapshot_free(sf_snapshot *s);
+
+/*
+ * Evaluates every experiment in the snapshot in key order.  out has room
+ * for max results; *n is set to the number written.  SF_ERR_TOO_MANY when
+ * there are more experiments than max (the first max are evaluated).
+ */
+int sf_evaluate_all(sf_snapshot *s, const sf_request *req,
+    sf_assignment *out, size_t max, size_t *n, sf_error *err);
+
+/* Iterates compiled experiment records in key order. */
+typedef int (*sf_record_cb)(void *ctx, const void *rec, size_t len);
+int sf_snapshot_each_experiment(sf_snapshot *s, sf_record_cb cb, void *ctx,
+    sf_error *err);
+int sf_snapshot_get_experiment(sf_snapshot *s, const char *key,
+    size_t key_len, const void **rec, size_t *len, sf_error *err);
+
+/* Write transactions: one writer at a time across all processes. */
+int sf_txn_begin(sf_db *db, sf_txn **txn, sf_error *err);
+int sf_txn_commit(sf_txn *txn, sf_error *err);
+void sf_txn_abort(sf_txn *txn);
+
+int sf_txn_put_experiment(sf_txn *txn, const void *rec, size_t len,
+    sf_error *err);
+int sf_txn_delete_experiment(sf_txn *txn, const char *key, size_t key_len,
+    sf_error *err);
+/* Deletes every experiment (import --replace). */
+int sf_txn_clear_experiments(sf_txn *txn, sf_error *err);
+
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STOREFRONT_H */
