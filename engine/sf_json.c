@@ -198,7 +198,10 @@ sf_json_add(sf_json_builder *jb, const sf_value *v)
             return sf_json_fail(jb, SF_ERR_INVALID,
                                 "the document must be a JSON object");
         }
-        jb->element_line = jb->line;
+        if (v->type != SF_ARRAY && v->type != SF_OBJECT) {
+            /* a container's line was taken when it opened */
+            jb->element_line = jb->line;
+        }
         return sf_json_complete(jb, v);
     }
 

@@ -14,7 +14,7 @@ static int          tap_n, tap_failed, tap_sec_pass, tap_sec_total;
 static const char  *tap_sec_name;
 
 
-static void
+static inline void
 tap_section(const char *name)
 {
     tap_sec_name = name;
@@ -23,14 +23,14 @@ tap_section(const char *name)
 }
 
 
-static void
+static inline void
 tap_section_end(void)
 {
     printf("# %s: %d/%d passed\n", tap_sec_name, tap_sec_pass, tap_sec_total);
 }
 
 
-static void __attribute__((format(printf, 2, 3)))
+static inline void __attribute__((format(printf, 2, 3)))
 tap_ok(int ok, const char *fmt, ...)
 {
     va_list  ap;
@@ -51,7 +51,7 @@ tap_ok(int ok, const char *fmt, ...)
 }
 
 
-static void __attribute__((format(printf, 1, 2)))
+static inline void __attribute__((format(printf, 1, 2)))
 tap_skip(const char *fmt, ...)
 {
     va_list  ap;
@@ -65,7 +65,7 @@ tap_skip(const char *fmt, ...)
 }
 
 
-static int
+static inline int
 tap_done(void)
 {
     printf("1..%d\n", tap_n);
@@ -77,7 +77,7 @@ tap_done(void)
  * GrowthBook's test cases: $STOREFRONT_GB_CASES, else the shared copy
  * beside the repository.  NULL (and a TAP skip) when absent.
  */
-static char *
+static inline char *
 tap_read_conformance(size_t *len)
 {
     FILE        *f;
