@@ -3,11 +3,16 @@
  * renews per request, and write transactions for the tools.
  *
  * Named databases:
- *   meta         "format" -> format version of the stored records
+ *   meta         "format" -> format version; import checkpoints
  *   experiments  experiment key -> compiled experiment record
+ *   profiles     user id -> profile record
+ *   orders       user id NUL order id -> sf_order (idempotent events)
+ *   config       "rules" -> sf_rules
  */
 
 #include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +31,9 @@ struct sf_db {
     MDB_env    *env;
     MDB_dbi     meta;
     MDB_dbi     experiments;
+    MDB_dbi     profiles;
+    MDB_dbi     orders;
+    MDB_dbi     config;
     int         have_dbs;       /* named databases exist */
     unsigned    flags;
     char       *path;
@@ -36,7 +44,19 @@ struct sf_snapshot {
     MDB_txn     *txn;
     MDB_cursor  *cursor;
     int          active;
+    uint32_t     rules_version;     /* of the cached copy, 0 = defaults */
+    sf_rules     rules;
 };
+
+/* An applied event, kept so that a repeat changes nothing. */
+typedef struct {
+    int64_t   time;
+    double    amount;
+    double    returned;
+    double    points;
+    uint32_t  type;
+    uint32_t  pad;
+} sf_order;
 
 struct sf_txn {
     sf_db       *db;
@@ -118,6 +138,28 @@ sf_db_match_owner(const char *path)
 
 
 static int
+sf_db_open_names(sf_db *db, MDB_txn *txn, unsigned flags)
+{
+    int  rc;
+
+    rc = mdb_dbi_open(txn, "meta", flags, &db->meta);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "experiments", flags, &db->experiments);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "profiles", flags, &db->profiles);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "orders", flags, &db->orders);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "config", flags, &db->config);
+    }
+    return rc;
+}
+
+
+static int
 sf_db_open_dbis(sf_db *db, sf_error *err)
 {
     int        rc;
@@ -131,10 +173,7 @@ sf_db_open_dbis(sf_db *db, sf_error *err)
         return sf_db_error(err, rc, db->path);
     }
 
-    rc = mdb_dbi_open(txn, "meta", 0, &db->meta);
-    if (rc == 0) {
-        rc = mdb_dbi_open(txn, "experiments", 0, &db->experiments);
-    }
+    rc = sf_db_open_names(db, txn, 0);
 
     if (rc == 0) {
         k.mv_data = "format";
@@ -172,10 +211,7 @@ sf_db_open_dbis(sf_db *db, sf_error *err)
         return sf_db_error(err, rc, db->path);
     }
 
-    rc = mdb_dbi_open(txn, "meta", create, &db->meta);
-    if (rc == 0) {
-        rc = mdb_dbi_open(txn, "experiments", create, &db->experiments);
-    }
+    rc = sf_db_open_names(db, txn, create);
     if (rc == 0) {
         k.mv_data = "format";
         k.mv_size = 6;
@@ -340,6 +376,10 @@ sf_db_info_get(sf_db *db, sf_db_info *info, sf_error *err)
     rc = mdb_stat(txn, db->experiments, &st);
     if (rc == 0) {
         info->experiments = st.ms_entries;
+        rc = mdb_stat(txn, db->profiles, &st);
+    }
+    if (rc == 0) {
+        info->profiles = st.ms_entries;
     }
 
     mdb_txn_abort(txn);
@@ -360,6 +400,7 @@ sf_snapshot_create(sf_db *db, sf_snapshot **sp, sf_error *err)
         return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
     }
     s->db = db;
+    sf_rules_default(&s->rules);
 
     rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &s->txn);
     if (rc == 0 && db->have_dbs) {
@@ -649,4 +690,559 @@ sf_txn_clear_experiments(sf_txn *t, sf_error *err)
 
     rc = mdb_drop(t->txn, t->db->experiments, 0);
     return rc ? sf_db_error(err, rc, "experiments") : SF_OK;
+}
+
+
+/* ---- profiles, rules, events ------------------------------------------------ */
+
+int
+sf_db_set_map_size(sf_db *db, size_t size, sf_error *err)
+{
+    int  rc;
+
+    rc = mdb_env_set_mapsize(db->env, size);
+    return rc ? sf_db_error(err, rc, db->path) : SF_OK;
+}
+
+
+static int
+sf_db_get_profile(sf_db *db, MDB_txn *txn, const char *id, size_t id_len,
+    sf_profile *p, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    sf_profile_init(p);
+
+    if (!db->have_dbs) {
+        return SF_OK;
+    }
+
+    k.mv_data = (void *) id;
+    k.mv_size = id_len;
+
+    rc = mdb_get(txn, db->profiles, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_OK;           /* a new visitor: defaults */
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, db->path);
+    }
+
+    if (sf_profile_decode(v.mv_data, v.mv_size, p) != SF_OK) {
+        sf_profile_init(p);
+        return sf_error_set(err, SF_ERR_DB, "%s: corrupt profile record",
+                            db->path);
+    }
+
+    return SF_OK;
+}
+
+
+int
+sf_snapshot_get_profile(sf_snapshot *s, const char *id, size_t id_len,
+    sf_profile *p, sf_error *err)
+{
+    return sf_db_get_profile(s->db, s->txn, id, id_len, p, err);
+}
+
+
+static int
+sf_db_read_rules(sf_db *db, MDB_txn *txn, const sf_rules **found,
+    sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    *found = NULL;
+
+    if (!db->have_dbs) {
+        return SF_OK;
+    }
+
+    k.mv_data = "rules";
+    k.mv_size = 5;
+
+    rc = mdb_get(txn, db->config, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_OK;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, db->path);
+    }
+
+    if (v.mv_size != sizeof(sf_rules)) {
+        return sf_error_set(err, SF_ERR_DB, "%s: rules of another format",
+                            db->path);
+    }
+
+    *found = v.mv_data;     /* may be unaligned: callers memcpy */
+    return SF_OK;
+}
+
+
+int
+sf_snapshot_rules(sf_snapshot *s, const sf_rules **rules, sf_error *err)
+{
+    int              rc;
+    uint32_t         version;
+    const sf_rules  *stored;
+
+    rc = sf_db_read_rules(s->db, s->txn, &stored, err);
+    if (rc != SF_OK) {
+        return rc;
+    }
+
+    if (stored == NULL) {
+        if (s->rules_version != 0) {
+            sf_rules_default(&s->rules);
+            s->rules_version = 0;
+        }
+
+    } else {
+        memcpy(&version, (const char *) stored + offsetof(sf_rules, version),
+               sizeof(version));
+        if (version != s->rules_version) {
+            memcpy(&s->rules, stored, sizeof(sf_rules));
+            s->rules_version = version;
+        }
+    }
+
+    *rules = &s->rules;
+    return SF_OK;
+}
+
+
+int
+sf_snapshot_each_profile(sf_snapshot *s, sf_profile_cb cb, void *ctx,
+    sf_error *err)
+{
+    int          rc;
+    MDB_val      k, v;
+    MDB_cursor  *c;
+
+    if (!s->db->have_dbs) {
+        return SF_OK;
+    }
+
+    rc = mdb_cursor_open(s->txn, s->db->profiles, &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, s->db->path);
+    }
+
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    {
+        rc = cb(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (rc != 0) {
+            mdb_cursor_close(c);
+            return rc;
+        }
+    }
+
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? SF_OK : sf_db_error(err, rc, s->db->path);
+}
+
+
+int
+sf_txn_put_profile(sf_txn *t, const char *id, size_t id_len, const void *rec,
+    size_t len, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) id;
+    k.mv_size = id_len;
+    v.mv_data = (void *) rec;
+    v.mv_size = len;
+
+    rc = mdb_put(t->txn, t->db->profiles, &k, &v, 0);
+    return rc ? sf_db_error(err, rc, "profile") : SF_OK;
+}
+
+
+int
+sf_txn_get_profile(sf_txn *t, const char *id, size_t id_len, sf_profile *p,
+    sf_error *err)
+{
+    return sf_db_get_profile(t->db, t->txn, id, id_len, p, err);
+}
+
+
+int
+sf_txn_get_rules(sf_txn *t, sf_rules *rules, sf_error *err)
+{
+    int              rc;
+    const sf_rules  *stored;
+
+    rc = sf_db_read_rules(t->db, t->txn, &stored, err);
+    if (rc != SF_OK) {
+        return rc;
+    }
+
+    if (stored) {
+        memcpy(rules, stored, sizeof(*rules));
+    } else {
+        sf_rules_default(rules);
+    }
+    return SF_OK;
+}
+
+
+int
+sf_txn_put_rules(sf_txn *t, const sf_rules *rules, sf_error *err)
+{
+    int       rc;
+    MDB_val   k, v;
+    sf_rules  current, r;
+
+    rc = sf_txn_get_rules(t, &current, err);
+    if (rc != SF_OK) {
+        return rc;
+    }
+
+    /* a new version makes every worker copy the rules again */
+    r = *rules;
+    r.version = current.version + 1;
+    if (r.version == 0) {
+        r.version = 1;
+    }
+
+    k.mv_data = "rules";
+    k.mv_size = 5;
+    v.mv_data = &r;
+    v.mv_size = sizeof(r);
+
+    rc = mdb_put(t->txn, t->db->config, &k, &v, 0);
+    return rc ? sf_db_error(err, rc, "rules") : SF_OK;
+}
+
+
+int
+sf_txn_put_meta(sf_txn *t, const char *key, const void *val, size_t len,
+    sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) key;
+    k.mv_size = strlen(key);
+    v.mv_data = (void *) val;
+    v.mv_size = len;
+
+    rc = len ? mdb_put(t->txn, t->db->meta, &k, &v, 0)
+             : mdb_del(t->txn, t->db->meta, &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    return rc ? sf_db_error(err, rc, "meta") : SF_OK;
+}
+
+
+int
+sf_txn_get_meta(sf_txn *t, const char *key, sf_buf *val, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) key;
+    k.mv_size = strlen(key);
+    val->len = 0;
+
+    rc = mdb_get(t->txn, t->db->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, "meta");
+    }
+
+    return sf_buf_append(val, v.mv_data, v.mv_size);
+}
+
+
+static int
+sf_txn_save_profile(sf_txn *t, const sf_event *ev, const sf_profile *p,
+    sf_error *err)
+{
+    int     rc;
+    sf_buf  rec;
+
+    sf_buf_init(&rec);
+    rc = sf_profile_encode(p, &rec);
+    if (rc == SF_OK) {
+        rc = sf_txn_put_profile(t, ev->user, ev->user_len, rec.data, rec.len,
+                                err);
+    } else {
+        sf_error_set(err, rc, "out of memory");
+    }
+    sf_buf_free(&rec);
+    return rc;
+}
+
+
+int
+sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
+    sf_error *err)
+{
+    int         rc, exists;
+    char        key[256 + 1 + 128];
+    double      amount, points;
+    MDB_val     k, v;
+    sf_rules    rules;
+    sf_order    order;
+    sf_profile  p;
+
+    memset(res, 0, sizeof(*res));
+
+    if (ev->user_len > 256 || ev->order_id_len > 128) {
+        return sf_error_set(err, SF_ERR_INVALID, "user or order id too long");
+    }
+
+    memcpy(key, ev->user, ev->user_len);
+    key[ev->user_len] = '\0';
+    memcpy(key + ev->user_len + 1, ev->order_id, ev->order_id_len);
+    k.mv_data = key;
+    k.mv_size = ev->user_len + 1 + ev->order_id_len;
+
+    rc = mdb_get(t->txn, t->db->orders, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return sf_db_error(err, rc, "orders");
+    }
+
+    exists = (rc == 0);
+    if (exists) {
+        memcpy(&order, v.mv_data, sizeof(order));
+    }
+
+    rc = sf_txn_get_profile(t, ev->user, ev->user_len, &p, err);
+    if (rc != SF_OK) {
+        return rc;
+    }
+
+    switch (ev->type) {
+
+    case SF_EVENT_PURCHASE:
+    case SF_EVENT_POINTS:
+        if (exists) {
+            res->duplicate = 1;
+            return SF_OK;
+        }
+
+        memset(&order, 0, sizeof(order));
+        order.type = ev->type;
+        order.time = ev->time;
+        order.amount = ev->amount;
+
+        if (ev->type == SF_EVENT_POINTS) {
+            if (p.points + ev->amount < 0) {
+                return sf_error_set(err, SF_ERR_INVALID, "user \"%.*s\" has "
+                                    "%g points, fewer than %g",
+                                    (int) ev->user_len, ev->user, p.points,
+                                    -ev->amount);
+            }
+            if (!p.found) {
+                p.found = 1;
+                p.first_seen = ev->time;
+            }
+            p.points += ev->amount;
+            order.points = ev->amount;
+            res->points_earned = ev->amount;
+            break;
+        }
+
+        rc = sf_txn_get_rules(t, &rules, err);
+        if (rc != SF_OK) {
+            return rc;
+        }
+        points = floor(ev->amount * rules.points_per_unit
+                       * sf_rules_points_multiplier(&rules, ev->time));
+        order.points = points;
+        res->points_earned = points;
+        sf_profile_add_purchase(&p, ev->amount, ev->time, ev->categories,
+                                points);
+        break;
+
+    case SF_EVENT_RETURN:
+        if (!exists || order.type != SF_EVENT_PURCHASE) {
+            return sf_error_set(err, SF_ERR_NOT_FOUND, "user \"%.*s\" has no "
+                                "order \"%.*s\"", (int) ev->user_len,
+                                ev->user, (int) ev->order_id_len,
+                                ev->order_id);
+        }
+        if (order.returned > 0) {
+            res->duplicate = 1;
+            return SF_OK;
+        }
+
+        amount = ev->amount < 0 ? order.amount : fmin(ev->amount,
+                                                      order.amount);
+        points = order.amount > 0 ? floor(order.points * amount / order.amount)
+                                  : 0;
+        order.returned = amount > 0 ? amount : 1e-9;   /* marks the return */
+        res->points_earned = -points;
+        sf_profile_add_return(&p, amount, order.time, points);
+        break;
+
+    default:
+        return sf_error_set(err, SF_ERR_INVALID, "unknown event type");
+    }
+
+    v.mv_data = &order;
+    v.mv_size = sizeof(order);
+    rc = mdb_put(t->txn, t->db->orders, &k, &v, 0);
+    if (rc != 0) {
+        return sf_db_error(err, rc, "orders");
+    }
+
+    return sf_txn_save_profile(t, ev, &p, err);
+}
+
+
+/* ---- RFM quintiles ------------------------------------------------------------ */
+
+typedef struct {
+    double   *recency, *frequency, *monetary;
+    size_t    n, cap;
+    int64_t   now;
+    int       oom;
+} sf_rfm_scan;
+
+
+static int
+sf_rfm_collect(void *ctx, const char *id, size_t id_len, const void *rec,
+    size_t len)
+{
+    sf_rfm_scan  *sc = ctx;
+    sf_profile    p;
+    double       *r, *f, *m;
+    size_t        cap;
+
+    (void) id;
+    (void) id_len;
+
+    sf_profile_init(&p);
+    if (sf_profile_decode(rec, len, &p) != SF_OK || p.orders == 0
+        || p.last_order == 0)
+    {
+        return 0;
+    }
+
+    if (sc->n == sc->cap) {
+        cap = sc->cap ? sc->cap * 2 : 65536;
+        r = realloc(sc->recency, cap * sizeof(double));
+        f = r ? realloc(sc->frequency, cap * sizeof(double)) : NULL;
+        m = f ? realloc(sc->monetary, cap * sizeof(double)) : NULL;
+        if (r) {
+            sc->recency = r;
+        }
+        if (f) {
+            sc->frequency = f;
+        }
+        if (m == NULL) {
+            sc->oom = 1;
+            return SF_ERR_NOMEM;
+        }
+        sc->monetary = m;
+        sc->cap = cap;
+    }
+
+    sc->recency[sc->n] = fmax(0, (double) (sc->now - p.last_order) / 86400);
+    sc->frequency[sc->n] = p.orders;
+    sc->monetary[sc->n] = p.monetary;
+    sc->n++;
+    return 0;
+}
+
+
+static int
+sf_rfm_cmp(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+/* The 20th, 40th, 60th and 80th percentiles. */
+static void
+sf_rfm_quintiles(double *v, size_t n, double *cuts)
+{
+    int  i;
+
+    qsort(v, n, sizeof(double), sf_rfm_cmp);
+    for (i = 0; i < 4; i++) {
+        cuts[i] = v[(size_t) ceil((i + 1) * (double) n / 5) - 1];
+    }
+}
+
+
+int
+sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
+    sf_error *err)
+{
+    int           rc;
+    sf_txn       *t;
+    sf_rules      rules;
+    sf_snapshot  *s;
+    sf_rfm_scan   sc;
+
+    memset(&sc, 0, sizeof(sc));
+    sc.now = now;
+
+    rc = sf_snapshot_create(db, &s, err);
+    if (rc != SF_OK) {
+        return rc;
+    }
+
+    rc = sf_snapshot_renew(s, err);
+    if (rc == SF_OK) {
+        rc = sf_snapshot_each_profile(s, sf_rfm_collect, &sc, err);
+        sf_snapshot_reset(s);
+    }
+    sf_snapshot_free(s);
+
+    if (rc == SF_OK && sc.oom) {
+        rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    if (rc == SF_OK && sc.n == 0) {
+        rc = sf_error_set(err, SF_ERR_INVALID, "no profile with orders: "
+                          "nothing to compute cut-points from");
+    }
+
+    if (rc == SF_OK) {
+        rc = sf_txn_begin(db, &t, err);
+    }
+
+    if (rc == SF_OK) {
+        rc = sf_txn_get_rules(t, &rules, err);
+        if (rc == SF_OK) {
+            sf_rfm_quintiles(sc.recency, sc.n, rules.recency_days);
+            sf_rfm_quintiles(sc.frequency, sc.n, rules.frequency);
+            sf_rfm_quintiles(sc.monetary, sc.n, rules.monetary);
+            rules.rfm_computed_at = (int32_t) (now / 86400);
+            rc = sf_txn_put_rules(t, &rules, err);
+        }
+        if (rc == SF_OK) {
+            rc = sf_txn_commit(t, err);
+        } else {
+            sf_txn_abort(t);
+        }
+    }
+
+    if (rc == SF_OK) {
+        if (out) {
+            *out = rules;
+        }
+        if (profiles) {
+            *profiles = sc.n;
+        }
+    }
+
+    free(sc.recency);
+    free(sc.frequency);
+    free(sc.monetary);
+    return rc;
 }

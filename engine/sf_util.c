@@ -371,3 +371,141 @@ sf_arena_strndup(sf_arena *a, const char *s, size_t n)
     p[n] = '\0';
     return p;
 }
+
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t
+sf_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t   era;
+    unsigned  yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned) (y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t) doe - 719468;
+}
+
+
+static int
+sf_digits(const char *p, size_t n, int *out)
+{
+    size_t  i;
+    int     v;
+
+    v = 0;
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+
+int
+sf_parse_time(const sf_value *v, int64_t *out)
+{
+    int          y, mo, d, h, mi, s, oh, om;
+    size_t       len;
+    const char  *p;
+
+    if (v == NULL) {
+        return SF_ERR_INVALID;
+    }
+
+    if (v->type == SF_NUMBER) {
+        if (v->u.number < 0 || v->u.number > 253402300799.0) {
+            return SF_ERR_INVALID;
+        }
+        *out = (int64_t) v->u.number;
+        return SF_OK;
+    }
+
+    if (v->type != SF_STRING) {
+        return SF_ERR_INVALID;
+    }
+
+    p = v->u.str.p;
+    len = v->u.str.len;
+    h = mi = s = 0;
+
+    if (len < 10 || !sf_digits(p, 4, &y) || p[4] != '-'
+        || !sf_digits(p + 5, 2, &mo) || p[7] != '-'
+        || !sf_digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+    {
+        return SF_ERR_INVALID;
+    }
+    p += 10;
+    len -= 10;
+
+    if (len > 0) {
+        if ((*p != 'T' && *p != ' ') || len < 9
+            || !sf_digits(p + 1, 2, &h) || p[3] != ':'
+            || !sf_digits(p + 4, 2, &mi) || p[6] != ':'
+            || !sf_digits(p + 7, 2, &s) || h > 23 || mi > 59 || s > 60)
+        {
+            return SF_ERR_INVALID;
+        }
+        p += 9;
+        len -= 9;
+
+        /* fractions of a second are dropped */
+        if (len > 0 && *p == '.') {
+            do {
+                p++;
+                len--;
+            } while (len > 0 && *p >= '0' && *p <= '9');
+        }
+    }
+
+    *out = sf_days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400
+           + h * 3600 + mi * 60 + s;
+
+    if (len == 0 || (len == 1 && *p == 'Z')) {
+        return SF_OK;
+    }
+
+    if (len == 6 && (*p == '+' || *p == '-') && sf_digits(p + 1, 2, &oh)
+        && p[3] == ':' && sf_digits(p + 4, 2, &om))
+    {
+        *out -= (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+        return SF_OK;
+    }
+
+    return SF_ERR_INVALID;
+}
+
+
+int
+sf_buf_append_time(sf_buf *b, int64_t t)
+{
+    int64_t   days, z, era;
+    unsigned  doe, yoe, doy, mp, d, m, secs;
+    int64_t   y;
+
+    days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    secs = (unsigned) (t - days * 86400);
+
+    /* civil_from_days */
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned) (z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = (int64_t) yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += (m <= 2);
+
+    return sf_buf_printf(b, "\"%04lld-%02u-%02uT%02u:%02u:%02uZ\"",
+                         (long long) y, m, d, secs / 3600, secs / 60 % 60,
+                         secs % 60);
+}

@@ -43,6 +43,9 @@ int sf_error_set(sf_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 
+typedef struct sf_value   sf_value;     /* JSON-like values, see below */
+
+
 /* ---- growable byte buffer ---------------------------------------------- */
 
 typedef struct {
@@ -60,6 +63,11 @@ int sf_buf_printf(sf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included. */
 int sf_buf_append_json_string(sf_buf *b, const char *s, size_t n);
+/* Parses a time: unix seconds, or ISO 8601 ("2026-11-11",
+ * "2026-11-11T20:00:00Z", "...+08:00"). */
+int sf_parse_time(const sf_value *v, int64_t *out);
+/* Appends t as "YYYY-MM-DDTHH:MM:SSZ" (JSON string, quotes included). */
+int sf_buf_append_time(sf_buf *b, int64_t t);
 /* Appends a number the way JavaScript's String(x) writes it. */
 int sf_buf_append_js_number(sf_buf *b, double x);
 
@@ -264,6 +272,187 @@ int sf_condition_evaluate(const void *compiled, size_t len,
     const sf_value *attributes, const sf_value *saved_groups);
 
 
+/* ---- binary values ------------------------------------------------------- */
+
+/*
+ * Values stored in records (profile attributes) are kept in a compact
+ * binary form and turned back into sf_value views at request time without
+ * parsing JSON; strings stay in the record (zero-copy).
+ */
+typedef void *(*sf_alloc_fn)(void *ctx, size_t size);
+
+int sf_value_encode(sf_buf *b, const sf_value *v);
+/* *used is set to the bytes the value took. */
+int sf_value_decode(const void *data, size_t len, sf_alloc_fn alloc,
+    void *alloc_ctx, sf_value *out, size_t *used);
+
+
+/* ---- profile rules: RFM, segments, lifecycle, tiers, points ------------- */
+
+#define SF_MAX_SEGMENTS       32
+#define SF_MAX_TIERS          8
+#define SF_MAX_POINT_DAYS     64
+#define SF_NAME_MAX           32
+#define SF_BENEFITS_MAX       256
+
+typedef struct {
+    char      name[SF_NAME_MAX];
+    uint8_t   r_min, r_max, f_min, f_max, m_min, m_max;
+} sf_segment_rule;
+
+typedef struct {
+    char      name[SF_NAME_MAX];
+    double    min_spend;            /* trailing-365-day spend */
+    char      benefits[SF_BENEFITS_MAX];   /* compact JSON object */
+} sf_tier_rule;
+
+typedef struct {
+    int32_t   day;                  /* days since 1970-01-01, or -1 */
+    int32_t   weekday;              /* 0 = Sunday .. 6, or -1 */
+    double    multiplier;
+} sf_points_day;
+
+/*
+ * All rules in one fixed-size block: stored compiled, copied into a
+ * worker's memory when they change, read without locks.
+ */
+typedef struct {
+    uint32_t         magic;
+    uint32_t         version;
+    /* RFM cut-points: 4 ascending thresholds each; score 1..5 */
+    double           recency_days[4];     /* <= [0] days -> R 5 */
+    double           frequency[4];        /* > [3] orders -> F 5 */
+    double           monetary[4];         /* > [3] -> M 5 */
+    int32_t          rfm_computed_at;     /* days since epoch, 0 = preset */
+    uint32_t         nsegments;
+    sf_segment_rule  segments[SF_MAX_SEGMENTS];
+    /* lifecycle */
+    double           new_days;            /* first order within N days */
+    double           at_risk_days;        /* no order for X days */
+    double           lost_days;           /* no order for Y days */
+    uint32_t         ntiers;
+    sf_tier_rule     tiers[SF_MAX_TIERS];
+    double           points_per_unit;
+    uint32_t         npoint_days;
+    sf_points_day    point_days[SF_MAX_POINT_DAYS];
+} sf_rules;
+
+void sf_rules_default(sf_rules *rules);
+/*
+ * Applies a JSON object with any of the members "rfm", "segments",
+ * "lifecycle", "tiers", "points" over rules (members absent stay).
+ */
+int sf_rules_apply_json(sf_rules *rules, const sf_value *v, sf_error *err);
+int sf_rules_to_json(const sf_rules *rules, sf_buf *out);
+/* Points multiplier for a purchase at time t (local to the shop: UTC). */
+double sf_rules_points_multiplier(const sf_rules *rules, int64_t t);
+
+
+/* ---- profiles -------------------------------------------------------------- */
+
+#define SF_MAX_CATEGORIES     16
+#define SF_SPEND_BUCKETS      13     /* 30-day buckets: trailing 365 days */
+#define SF_SPEND_BUCKET_DAYS  30
+
+typedef struct {
+    const char  *name;
+    size_t       name_len;
+    uint32_t     count;
+} sf_category;
+
+/* A decoded profile; strings point into the record. */
+typedef struct {
+    int           found;            /* 0: a visitor without a profile */
+    int64_t       first_seen;
+    int64_t       first_order;      /* 0 = never */
+    int64_t       last_order;
+    uint32_t      orders;
+    uint32_t      returns;
+    double        monetary;         /* lifetime spend, net of returns */
+    double        points;
+    int32_t       spend_epoch;      /* bucket index of spend[0] */
+    double        spend[SF_SPEND_BUCKETS];   /* ring, by bucket index */
+    int           has_tz;
+    int32_t       tz_offset_min;    /* minutes east of UTC */
+    int           has_quiet;
+    uint16_t      quiet_start;      /* minutes after local midnight */
+    uint16_t      quiet_end;
+    const char   *opt_out;          /* comma-separated list, e.g. "promo,sms" */
+    size_t        opt_out_len;
+    size_t        ncategories;
+    sf_category   categories[SF_MAX_CATEGORIES];   /* most bought first */
+    const void   *attributes;       /* binary value (sf_value_decode) */
+    size_t        attributes_len;
+} sf_profile;
+
+/* What is computed from a profile, the rules and now. */
+typedef struct {
+    int           r, f, m;          /* 1..5, 0 when never ordered */
+    char          rfm[4];           /* "545", "000" */
+    const char   *segment;          /* rules' name or "others" */
+    const char   *lifecycle;        /* new, active, at_risk, lost */
+    const char   *tier;
+    const char   *tier_benefits;    /* compact JSON object */
+    double        spend_365;
+    double        days_since_last_order;   /* -1 when never */
+} sf_derived;
+
+void sf_profile_init(sf_profile *p);     /* a visitor without a profile */
+/* Builds a profile record from an import object {"id": ..., ...}. */
+int sf_profile_compile(const sf_value *obj, int64_t now, sf_buf *out,
+    const char **id, size_t *id_len, sf_error *err);
+int sf_profile_decode(const void *rec, size_t len, sf_profile *p);
+/* Encodes p; p->attributes holds the binary attributes (may be empty). */
+int sf_profile_encode(const sf_profile *p, sf_buf *out);
+/* Adds a purchase or a return to the aggregates (no idempotency here). */
+void sf_profile_add_purchase(sf_profile *p, double amount, int64_t t,
+    const sf_value *categories, double points);
+void sf_profile_add_return(sf_profile *p, double amount, int64_t order_time,
+    double points);
+int sf_profile_to_json(const char *id, size_t id_len, const sf_profile *p,
+    sf_buf *out);
+double sf_profile_spend_365(const sf_profile *p, int64_t now);
+void sf_profile_derive(const sf_profile *p, const sf_rules *rules,
+    int64_t now, sf_derived *d);
+/*
+ * The attributes targeting conditions see: the computed values (segment,
+ * rfm, lifecycle, tier, points, orders, ...), then the request's own
+ * attributes, then the profile's attributes for names not taken.
+ */
+int sf_profile_attributes(const sf_profile *p, const sf_derived *d,
+    const sf_value *request_attributes, sf_alloc_fn alloc, void *alloc_ctx,
+    sf_value *out);
+
+
+/* ---- events ------------------------------------------------------------------ */
+
+typedef enum {
+    SF_EVENT_PURCHASE = 1,
+    SF_EVENT_RETURN,
+    SF_EVENT_POINTS               /* a points adjustment, e.g. redemption */
+} sf_event_type;
+
+typedef struct {
+    sf_event_type   type;
+    const char     *user;
+    size_t          user_len;
+    const char     *order_id;
+    size_t          order_id_len;
+    double          amount;       /* purchase/return amount; points delta */
+    int64_t         time;         /* unix seconds */
+    const sf_value *categories;   /* array of strings, or NULL */
+} sf_event;
+
+typedef struct {
+    int       duplicate;          /* already applied: nothing changed */
+    double    points_earned;
+} sf_event_result;
+
+/* Reads {"type": "purchase", "user": ..., "order_id": ..., ...}. */
+int sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
+    sf_error *err);
+
+
 /* ---- the LMDB environment ---------------------------------------------- */
 
 typedef struct sf_db        sf_db;
@@ -291,6 +480,7 @@ typedef struct {
     unsigned  max_readers;
     unsigned  readers_in_use;
     size_t    experiments;
+    size_t    profiles;
 } sf_db_info;
 
 int sf_db_info_get(sf_db *db, sf_db_info *info, sf_error *err);
@@ -316,6 +506,20 @@ int sf_snapshot_each_experiment(sf_snapshot *s, sf_record_cb cb, void *ctx,
 int sf_snapshot_get_experiment(sf_snapshot *s, const char *key,
     size_t key_len, const void **rec, size_t *len, sf_error *err);
 
+/* The visitor's profile; p->found is 0 (and defaults set) when none. */
+int sf_snapshot_get_profile(sf_snapshot *s, const char *id, size_t id_len,
+    sf_profile *p, sf_error *err);
+/* The rules in force, cached in the snapshot until they change. */
+int sf_snapshot_rules(sf_snapshot *s, const sf_rules **rules,
+    sf_error *err);
+typedef int (*sf_profile_cb)(void *ctx, const char *id, size_t id_len,
+    const void *rec, size_t len);
+int sf_snapshot_each_profile(sf_snapshot *s, sf_profile_cb cb, void *ctx,
+    sf_error *err);
+
+/* Grows the map (after SF_ERR_MAP_FULL, with no transaction open). */
+int sf_db_set_map_size(sf_db *db, size_t size, sf_error *err);
+
 /* Write transactions: one writer at a time across all processes. */
 int sf_txn_begin(sf_db *db, sf_txn **txn, sf_error *err);
 int sf_txn_commit(sf_txn *txn, sf_error *err);
@@ -327,6 +531,25 @@ int sf_txn_delete_experiment(sf_txn *txn, const char *key, size_t key_len,
     sf_error *err);
 /* Deletes every experiment (import --replace). */
 int sf_txn_clear_experiments(sf_txn *txn, sf_error *err);
+
+int sf_txn_put_profile(sf_txn *txn, const char *id, size_t id_len,
+    const void *rec, size_t len, sf_error *err);
+int sf_txn_get_profile(sf_txn *txn, const char *id, size_t id_len,
+    sf_profile *p, sf_error *err);
+int sf_txn_get_rules(sf_txn *txn, sf_rules *rules, sf_error *err);
+int sf_txn_put_rules(sf_txn *txn, const sf_rules *rules, sf_error *err);
+/* Applies an event idempotently (by order id) in the transaction. */
+int sf_txn_apply_event(sf_txn *txn, const sf_event *ev, sf_event_result *res,
+    sf_error *err);
+/* Stores a named checkpoint (import resumption), or reads it. */
+int sf_txn_put_meta(sf_txn *txn, const char *key, const void *val,
+    size_t len, sf_error *err);
+int sf_txn_get_meta(sf_txn *txn, const char *key, sf_buf *val,
+    sf_error *err);
+
+/* Computes RFM quintile cut-points over every profile and stores them. */
+int sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
+    sf_error *err);
 
 
 #ifdef __cplusplus
