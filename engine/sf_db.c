@@ -8,6 +8,8 @@
  *   profiles     user id -> profile record
  *   orders       user id NUL order id -> sf_order (idempotent events)
  *   config       "rules" -> sf_rules
+ *   exposures    user id NUL experiment key -> sf_exposure_rec
+ *   arms         experiment key NUL variation (u32 BE) -> sf_arm_counts
  */
 
 #include <errno.h>
@@ -34,6 +36,8 @@ struct sf_db {
     MDB_dbi     profiles;
     MDB_dbi     orders;
     MDB_dbi     config;
+    MDB_dbi     exposures;
+    MDB_dbi     arms;
     int         have_dbs;       /* named databases exist */
     unsigned    flags;
     char       *path;
@@ -57,6 +61,12 @@ typedef struct {
     uint32_t  type;
     uint32_t  pad;
 } sf_order;
+
+typedef struct {
+    int64_t   time;
+    uint32_t  variation;
+    uint32_t  converted;
+} sf_exposure_rec;
 
 struct sf_txn {
     sf_db       *db;
@@ -154,6 +164,12 @@ sf_db_open_names(sf_db *db, MDB_txn *txn, unsigned flags)
     }
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "config", flags, &db->config);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "exposures", flags, &db->exposures);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "arms", flags, &db->arms);
     }
     return rc;
 }
@@ -983,6 +999,267 @@ sf_txn_save_profile(sf_txn *t, const sf_event *ev, const sf_profile *p,
 }
 
 
+/* ---- exposures and their conversions ------------------------------------ */
+
+static size_t
+sf_arm_key(char *key, const char *exp, size_t exp_len, uint32_t variation)
+{
+    memcpy(key, exp, exp_len);
+    key[exp_len] = '\0';
+    key[exp_len + 1] = (char) (variation >> 24);
+    key[exp_len + 2] = (char) (variation >> 16);
+    key[exp_len + 3] = (char) (variation >> 8);
+    key[exp_len + 4] = (char) variation;
+    return exp_len + 5;
+}
+
+
+typedef void (*sf_arm_update)(sf_arm_counts *c, double amount, int first);
+
+
+static int
+sf_txn_arm_add(sf_txn *t, const char *exp, size_t exp_len, uint32_t variation,
+    sf_arm_update update, double amount, int first, sf_error *err)
+{
+    int            rc;
+    char           key[256 + 5];
+    MDB_val        k, v;
+    sf_arm_counts  c;
+
+    if (exp_len > 256) {
+        return sf_error_set(err, SF_ERR_INVALID, "experiment key too long");
+    }
+
+    k.mv_data = key;
+    k.mv_size = sf_arm_key(key, exp, exp_len, variation);
+
+    rc = mdb_get(t->txn, t->db->arms, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(c)) {
+        memcpy(&c, v.mv_data, sizeof(c));
+    } else if (rc == 0 || rc == MDB_NOTFOUND) {
+        memset(&c, 0, sizeof(c));
+    } else {
+        return sf_db_error(err, rc, "arms");
+    }
+
+    update(&c, amount, first);
+
+    v.mv_data = &c;
+    v.mv_size = sizeof(c);
+    rc = mdb_put(t->txn, t->db->arms, &k, &v, 0);
+    return rc ? sf_db_error(err, rc, "arms") : SF_OK;
+}
+
+
+static void
+sf_arm_exposed(sf_arm_counts *c, double amount, int first)
+{
+    (void) amount;
+    (void) first;
+    c->users++;
+}
+
+
+static void
+sf_arm_purchased(sf_arm_counts *c, double amount, int first)
+{
+    c->orders++;
+    c->revenue += amount;
+    c->converters += first;
+}
+
+
+static void
+sf_arm_returned(sf_arm_counts *c, double amount, int first)
+{
+    (void) first;
+    c->returns++;
+    c->returned += amount;
+}
+
+
+int
+sf_txn_record_exposure(sf_txn *t, const sf_exposure *e, int *is_new,
+    sf_error *err)
+{
+    int              rc;
+    char             key[256 + 1 + 256];
+    MDB_val          k, v;
+    sf_exposure_rec  rec;
+
+    *is_new = 0;
+
+    if (e->user_len > 256 || e->experiment_len > 256) {
+        return sf_error_set(err, SF_ERR_INVALID, "user or experiment key too "
+                            "long");
+    }
+
+    memcpy(key, e->user, e->user_len);
+    key[e->user_len] = '\0';
+    memcpy(key + e->user_len + 1, e->experiment, e->experiment_len);
+    k.mv_data = key;
+    k.mv_size = e->user_len + 1 + e->experiment_len;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.time = e->time;
+    rec.variation = e->variation;
+    v.mv_data = &rec;
+    v.mv_size = sizeof(rec);
+
+    /* a user counts once per experiment, whatever the workers say */
+    rc = mdb_put(t->txn, t->db->exposures, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        return SF_OK;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, "exposures");
+    }
+
+    *is_new = 1;
+    return sf_txn_arm_add(t, e->experiment, e->experiment_len, e->variation,
+                          sf_arm_exposed, 0, 0, err);
+}
+
+
+/* Credits an order or a return to every exposure of the user before t. */
+static int
+sf_txn_attribute(sf_txn *t, const sf_event *ev, int64_t before,
+    double amount, sf_error *err)
+{
+    int              rc, first;
+    MDB_val          k, v;
+    MDB_cursor      *c;
+    sf_exposure_rec  rec;
+
+    rc = mdb_cursor_open(t->txn, t->db->exposures, &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, "exposures");
+    }
+
+    k.mv_data = (void *) ev->user;
+    k.mv_size = ev->user_len;
+
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size <= ev->user_len
+            || memcmp(k.mv_data, ev->user, ev->user_len) != 0
+            || ((char *) k.mv_data)[ev->user_len] != '\0')
+        {
+            break;
+        }
+
+        memcpy(&rec, v.mv_data, sizeof(rec));
+        if (rec.time > before) {
+            continue;
+        }
+
+        if (ev->type == SF_EVENT_PURCHASE) {
+            first = !rec.converted;
+            if (first) {
+                rec.converted = 1;
+                v.mv_data = &rec;
+                v.mv_size = sizeof(rec);
+                rc = mdb_cursor_put(c, &k, &v, MDB_CURRENT);
+                if (rc != 0) {
+                    break;
+                }
+            }
+            rc = sf_txn_arm_add(t, (char *) k.mv_data + ev->user_len + 1,
+                                k.mv_size - ev->user_len - 1, rec.variation,
+                                sf_arm_purchased, amount, first, err);
+        } else {
+            rc = sf_txn_arm_add(t, (char *) k.mv_data + ev->user_len + 1,
+                                k.mv_size - ev->user_len - 1, rec.variation,
+                                sf_arm_returned, amount, 0, err);
+        }
+
+        if (rc != SF_OK) {
+            mdb_cursor_close(c);
+            return rc;
+        }
+    }
+
+    mdb_cursor_close(c);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return sf_db_error(err, rc, "exposures");
+    }
+    return SF_OK;
+}
+
+
+static int
+sf_db_arm_counts(sf_db *db, MDB_txn *txn, const char *key, size_t key_len,
+    sf_arm_counts *arms, size_t max, size_t *n, sf_error *err)
+{
+    int          rc;
+    char         prefix[256 + 5];
+    uint32_t     var;
+    MDB_val      k, v;
+    MDB_cursor  *c;
+
+    *n = 0;
+    if (!db->have_dbs || key_len > 256) {
+        return SF_OK;
+    }
+
+    rc = mdb_cursor_open(txn, db->arms, &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, "arms");
+    }
+
+    k.mv_data = prefix;
+    k.mv_size = sf_arm_key(prefix, key, key_len, 0);
+
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != key_len + 5 || memcmp(k.mv_data, key, key_len) != 0
+            || ((char *) k.mv_data)[key_len] != '\0')
+        {
+            break;
+        }
+
+        var = ((uint32_t) ((unsigned char *) k.mv_data)[key_len + 1] << 24)
+              | ((uint32_t) ((unsigned char *) k.mv_data)[key_len + 2] << 16)
+              | ((uint32_t) ((unsigned char *) k.mv_data)[key_len + 3] << 8)
+              | ((unsigned char *) k.mv_data)[key_len + 4];
+
+        if (var >= max || v.mv_size != sizeof(sf_arm_counts)) {
+            continue;
+        }
+
+        while (*n <= var) {
+            memset(&arms[(*n)++], 0, sizeof(sf_arm_counts));
+        }
+        memcpy(&arms[var], v.mv_data, sizeof(sf_arm_counts));
+    }
+
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? SF_OK
+                                           : sf_db_error(err, rc, "arms");
+}
+
+
+int
+sf_snapshot_arm_counts(sf_snapshot *s, const char *key, size_t key_len,
+    sf_arm_counts *arms, size_t max, size_t *n, sf_error *err)
+{
+    return sf_db_arm_counts(s->db, s->txn, key, key_len, arms, max, n, err);
+}
+
+
+int
+sf_txn_arm_counts(sf_txn *t, const char *key, size_t key_len,
+    sf_arm_counts *arms, size_t max, size_t *n, sf_error *err)
+{
+    return sf_db_arm_counts(t->db, t->txn, key, key_len, arms, max, n, err);
+}
+
+
 int
 sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
     sf_error *err)
@@ -1095,6 +1372,16 @@ sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
     rc = mdb_put(t->txn, t->db->orders, &k, &v, 0);
     if (rc != 0) {
         return sf_db_error(err, rc, "orders");
+    }
+
+    if (ev->type != SF_EVENT_POINTS) {
+        rc = sf_txn_attribute(t, ev, ev->type == SF_EVENT_RETURN
+                                     ? order.time : ev->time,
+                              ev->type == SF_EVENT_RETURN
+                                  ? order.returned : ev->amount, err);
+        if (rc != SF_OK) {
+            return rc;
+        }
     }
 
     return sf_txn_save_profile(t, ev, &p, err);

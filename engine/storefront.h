@@ -271,6 +271,25 @@ int sf_condition_compile(const sf_value *cond, sf_buf *out, sf_error *err);
 int sf_condition_evaluate(const void *compiled, size_t len,
     const sf_value *attributes, const sf_value *saved_groups);
 
+/* -- added with the targeting feature (sf_condition*.c) -- */
+
+/*
+ * JavaScript regular expressions ($regex, $regexi) on POSIX regex: 1 when
+ * pattern (JavaScript syntax; icase: the i flag) matches subject, 0 when
+ * not or when the pattern is invalid or uses what POSIX cannot express
+ * (lookaround).  Compiled patterns are cached per thread.
+ */
+int sf_js_regex_test(const char *pattern, size_t len, int icase,
+    const char *subject, size_t subject_len);
+/* The POSIX ERE for a JavaScript pattern (appended, NUL-terminated), or
+ * SF_ERR_INVALID saying why not. */
+int sf_js_regex_translate(const char *pattern, size_t len, int icase,
+    sf_buf *out, sf_error *err);
+/* Simple Unicode case mappings of one code point (ASCII only when no UTF-8
+ * locale is installed). */
+uint32_t sf_js_case_lower(uint32_t cp);
+uint32_t sf_js_case_upper(uint32_t cp);
+
 
 /* ---- binary values ------------------------------------------------------- */
 
@@ -453,6 +472,62 @@ int sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
     sf_error *err);
 
 
+/* ---- experiment results ------------------------------------------------- */
+
+#define SF_STATS_MIN_USERS  1000     /* per arm, before results are shown */
+#define SF_SRM_ALARM_P      0.001
+
+/* What is counted per experiment arm (variation). */
+typedef struct {
+    uint64_t  users;           /* unique users exposed */
+    uint64_t  converters;      /* of them, users with an order after */
+    uint64_t  orders;
+    double    revenue;
+    uint64_t  returns;         /* orders returned */
+    double    returned;        /* amount returned */
+} sf_arm_counts;
+
+typedef struct {
+    sf_arm_counts  c;
+    double         conversion_rate;    /* converters / users */
+    double         average_order_value;
+    double         revenue_per_user;
+    double         return_rate;        /* returns / orders */
+    /* against the control (arm 0); zero for the control itself */
+    double         lift;               /* relative, of the conversion rate */
+    double         z;
+    double         p_value;            /* two-sided, two-proportion z-test */
+    double         ci_low, ci_high;    /* 95% CI of the rate difference */
+    int            significant;        /* p < 0.05 with enough data */
+} sf_arm_stats;
+
+typedef struct {
+    size_t    arms;
+    double    srm_chi2;
+    double    srm_p;
+    int       srm_alarm;               /* p < 0.001 */
+    int       enough_data;             /* every arm >= 1000 users */
+    uint64_t  users;
+} sf_experiment_stats;
+
+/* weights: the configured split (NULL: equal). */
+void sf_stats_compute(const sf_arm_counts *arms, size_t n,
+    const double *weights, sf_arm_stats *out, sf_experiment_stats *summary);
+double sf_stats_normal_cdf(double z);
+/* Upper tail of the chi-square distribution with dof degrees of freedom. */
+double sf_stats_chi2_sf(double x, int dof);
+
+/* An exposure: a user saw a variation. */
+typedef struct {
+    const char  *experiment;
+    size_t       experiment_len;
+    uint32_t     variation;
+    const char  *user;
+    size_t       user_len;
+    int64_t      time;
+} sf_exposure;
+
+
 /* ---- the LMDB environment ---------------------------------------------- */
 
 typedef struct sf_db        sf_db;
@@ -546,6 +621,19 @@ int sf_txn_put_meta(sf_txn *txn, const char *key, const void *val,
     size_t len, sf_error *err);
 int sf_txn_get_meta(sf_txn *txn, const char *key, sf_buf *val,
     sf_error *err);
+
+/*
+ * Records an exposure once per (user, experiment): *is_new tells whether
+ * it counted.  Purchases and returns applied later are attributed to the
+ * variations the user was exposed to before them.
+ */
+int sf_txn_record_exposure(sf_txn *txn, const sf_exposure *e, int *is_new,
+    sf_error *err);
+/* The counts of every arm of an experiment (arms up to max). */
+int sf_snapshot_arm_counts(sf_snapshot *s, const char *key, size_t key_len,
+    sf_arm_counts *arms, size_t max, size_t *n, sf_error *err);
+int sf_txn_arm_counts(sf_txn *txn, const char *key, size_t key_len,
+    sf_arm_counts *arms, size_t max, size_t *n, sf_error *err);
 
 /* Computes RFM quintile cut-points over every profile and stores them. */
 int sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
