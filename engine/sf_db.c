@@ -148,6 +148,17 @@ sf_db_match_owner(const char *path)
 
 
 static int
+sf_db_has_data(const char *path)
+{
+    char         file[4096];
+    struct stat  st;
+
+    snprintf(file, sizeof(file), "%s/data.mdb", path);
+    return stat(file, &st) == 0 && st.st_size > 0;
+}
+
+
+static int
 sf_db_open_names(sf_db *db, MDB_txn *txn, unsigned flags)
 {
     int  rc;
@@ -286,8 +297,8 @@ sf_db_open(sf_db **dbp, const char *path, size_t map_size, unsigned flags,
     if (rc == 0) {
         rc = mdb_env_set_maxreaders(db->env, SF_DB_MAX_READERS);
     }
-    if (rc == 0) {
-        /* LMDB keeps the larger of this and the size the file records */
+    if (rc == 0 && (map_size || !sf_db_has_data(path))) {
+        /* without a size, an existing file keeps the size it records */
         rc = mdb_env_set_mapsize(db->env,
                                  map_size ? map_size : SF_DB_DEFAULT_MAP_SIZE);
     }
@@ -1471,12 +1482,13 @@ sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
     sf_error *err)
 {
     int           rc;
-    sf_txn       *t;
+    sf_txn       *t = NULL;
     sf_rules      rules;
     sf_snapshot  *s;
     sf_rfm_scan   sc;
 
     memset(&sc, 0, sizeof(sc));
+    sf_rules_default(&rules);
     sc.now = now;
 
     rc = sf_snapshot_create(db, &s, err);
