@@ -10,6 +10,8 @@
  *   config       "rules" -> sf_rules
  *   exposures    user id NUL experiment key -> sf_exposure_rec
  *   arms         experiment key NUL variation (u32 BE) -> sf_arm_counts
+ *   push         push decision state (sf_push.c)
+ *   push_log     sequence (u64 BE) -> one push decision (sf_push.c)
  */
 
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <lmdb.h>
 
 #include "storefront.h"
+#include "sf_internal.h"
 
 
 #define SF_DB_FORMAT       "1"
@@ -38,6 +41,7 @@ struct sf_db {
     MDB_dbi     config;
     MDB_dbi     exposures;
     MDB_dbi     arms;
+    MDB_dbi     stores[2];      /* by sf_store */
     int         have_dbs;       /* named databases exist */
     unsigned    flags;
     char       *path;
@@ -181,6 +185,13 @@ sf_db_open_names(sf_db *db, MDB_txn *txn, unsigned flags)
     }
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "arms", flags, &db->arms);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "push", flags, &db->stores[SF_STORE_PUSH]);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "push_log", flags,
+                          &db->stores[SF_STORE_PUSH_LOG]);
     }
     return rc;
 }
@@ -1544,4 +1555,141 @@ sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
     free(sc.frequency);
     free(sc.monetary);
     return rc;
+}
+
+
+/* ---- plain key-value stores (sf_internal.h) ---------------------------------- */
+
+int
+sf_txn_kv_get(sf_txn *t, sf_store store, const void *key, size_t klen,
+    const void **val, size_t *vlen, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) key;
+    k.mv_size = klen;
+
+    rc = mdb_get(t->txn, t->db->stores[store], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, t->db->path);
+    }
+
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return SF_OK;
+}
+
+
+int
+sf_txn_kv_put(sf_txn *t, sf_store store, const void *key, size_t klen,
+    const void *val, size_t vlen, unsigned flags, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) key;
+    k.mv_size = klen;
+    v.mv_data = (void *) val;
+    v.mv_size = vlen;
+
+    rc = mdb_put(t->txn, t->db->stores[store], &k, &v,
+                 (flags & SF_KV_APPEND) ? MDB_APPEND : 0);
+    return rc ? sf_db_error(err, rc, t->db->path) : SF_OK;
+}
+
+
+int
+sf_txn_kv_last(sf_txn *t, sf_store store, const void **key, size_t *klen,
+    sf_error *err)
+{
+    int          rc;
+    MDB_val      k, v;
+    MDB_cursor  *c;
+
+    rc = mdb_cursor_open(t->txn, t->db->stores[store], &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, t->db->path);
+    }
+
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    mdb_cursor_close(c);
+
+    if (rc == MDB_NOTFOUND) {
+        return SF_ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, t->db->path);
+    }
+
+    *key = k.mv_data;
+    *klen = k.mv_size;
+    return SF_OK;
+}
+
+
+int
+sf_db_kv_each(sf_db *db, sf_store store, const void *prefix, size_t plen,
+    sf_kv_cb cb, void *ctx, sf_error *err)
+{
+    int          rc, cbrc;
+    MDB_txn     *txn;
+    MDB_val      k, v;
+    MDB_cursor  *c;
+
+    if (!db->have_dbs) {
+        return SF_OK;
+    }
+
+    rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return sf_db_error(err, rc, db->path);
+    }
+
+    rc = mdb_cursor_open(txn, db->stores[store], &c);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return sf_db_error(err, rc, db->path);
+    }
+
+    k.mv_data = (void *) prefix;
+    k.mv_size = plen;
+
+    cbrc = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
+        cbrc = cb(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (cbrc != 0) {
+            break;
+        }
+    }
+
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+
+    if (cbrc != 0) {
+        return cbrc;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return sf_db_error(err, rc, db->path);
+    }
+    return SF_OK;
+}
+
+
+int
+sf_db_set_durable(sf_db *db, int durable, sf_error *err)
+{
+    int  rc;
+
+    rc = mdb_env_set_flags(db->env, MDB_NOSYNC, durable ? 0 : 1);
+    return rc ? sf_db_error(err, rc, db->path) : SF_OK;
 }

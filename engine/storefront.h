@@ -528,6 +528,92 @@ typedef struct {
 } sf_exposure;
 
 
+/* ---- push decisions ------------------------------------------------------ */
+
+#define SF_PUSH_MAX_CATEGORIES  16
+#define SF_PUSH_MAX_CAPS        4
+#define SF_PUSH_MAX_RING        64     /* the largest cap's max */
+
+typedef enum {
+    SF_PUSH_ALLOW = 0,
+    SF_PUSH_CAP,
+    SF_PUSH_QUIET_HOURS,
+    SF_PUSH_OPTED_OUT,
+    SF_PUSH_THROTTLED,
+    SF_PUSH_DUPLICATE,
+    SF_PUSH__COUNT
+} sf_push_reason;
+
+const char *sf_push_reason_name(sf_push_reason r);   /* "allow", "cap"... */
+
+typedef struct {
+    uint32_t  max;
+    int64_t   window_ms;
+} sf_push_cap;
+
+typedef struct {
+    char         name[SF_NAME_MAX];
+    uint32_t     ncaps;
+    sf_push_cap  caps[SF_PUSH_MAX_CAPS];   /* per user, per channel */
+    uint8_t      exempt;                   /* no caps, no throttle */
+    uint8_t      urgent;                   /* may go in quiet hours */
+} sf_push_category;
+
+typedef struct {
+    uint32_t          ncategories;
+    sf_push_category  categories[SF_PUSH_MAX_CATEGORIES];
+    uint8_t           has_quiet;
+    uint16_t          quiet_start;          /* minutes after midnight */
+    uint16_t          quiet_end;
+    int32_t           default_tz_min;       /* for users without one */
+    double            throttle_rate;        /* messages per second, 0: off */
+    double            throttle_burst;       /* messages beyond the rate */
+} sf_push_policy;
+
+/* promo 2 per 7 days, reminder 1 per day, transactional exempt and
+ * urgent, quiet hours 22:00-08:00 UTC, no throttle. */
+void sf_push_policy_default(sf_push_policy *p);
+/* "2/7d", "1/day", "10/1h": max per window (units s, m, h, d, w). */
+int sf_push_parse_cap(const char *s, size_t len, sf_push_cap *cap);
+/* Adds a category or replaces its caps; ncaps 0 keeps the caps. */
+int sf_push_policy_set(sf_push_policy *p, const char *category,
+    size_t len, const sf_push_cap *caps, uint32_t ncaps, int exempt,
+    int urgent, sf_error *err);
+/* Overlays {"categories":{...},"quiet_hours":..,"default_tz_offset":..,
+ * "throttle":{"rate":..,"burst":..}} on p. */
+int sf_push_policy_apply_json(sf_push_policy *p, const sf_value *v,
+    sf_error *err);
+int sf_push_policy_to_json(const sf_push_policy *p, sf_buf *out);
+
+typedef struct {
+    const char  *user;
+    size_t       user_len;
+    const char  *category;
+    size_t       category_len;
+    const char  *channel;              /* "push", "sms", ... */
+    size_t       channel_len;
+    const char  *campaign;             /* optional */
+    size_t       campaign_len;
+    int64_t      now_ms;
+    int          dry_run;              /* decide, record nothing */
+} sf_push_request;
+
+typedef struct {
+    int             allow;
+    sf_push_reason  reason;
+    int64_t         retry_at_ms;       /* when it could go; 0 when allowed */
+    uint32_t        limit;             /* the tightest cap, 0 when none */
+    uint32_t        remaining;
+    int64_t         reset_ms;          /* when a unit of it frees */
+    int             quiet;             /* in the user's quiet hours */
+    int             local_minute;      /* user's local time of day */
+} sf_push_decision;
+
+/* Reads a push request from JSON {"user","category","channel",...}. */
+int sf_push_request_from_json(const sf_value *v, int64_t now_ms,
+    sf_push_request *req, sf_error *err);
+
+
 /* ---- the LMDB environment ---------------------------------------------- */
 
 typedef struct sf_db        sf_db;
@@ -634,6 +720,32 @@ int sf_snapshot_arm_counts(sf_snapshot *s, const char *key, size_t key_len,
     sf_arm_counts *arms, size_t max, size_t *n, sf_error *err);
 int sf_txn_arm_counts(sf_txn *txn, const char *key, size_t key_len,
     sf_arm_counts *arms, size_t max, size_t *n, sf_error *err);
+
+/*
+ * Decides a push for one user, atomically: an allowed decision records
+ * the send (and an audit entry) in the same transaction, so two workers
+ * cannot both spend the last unit of a cap.  SF_ERR_INVALID for an unknown
+ * category.  policy is the nginx defaults; a policy stored in the
+ * database ("push" in an import file) replaces them.
+ */
+int sf_txn_push_decide(sf_txn *txn, const sf_push_policy *policy,
+    const sf_push_request *req, sf_push_decision *d, sf_error *err);
+int sf_txn_get_push_policy(sf_txn *txn, sf_push_policy *p, int *found,
+    sf_error *err);
+int sf_txn_put_push_policy(sf_txn *txn, const sf_push_policy *p,
+    sf_error *err);
+/* Decision counters by reason. */
+int sf_db_push_counters(sf_db *db, uint64_t counts[SF_PUSH__COUNT],
+    sf_error *err);
+/* The audit log of decisions, in order. */
+typedef int (*sf_push_log_cb)(void *ctx, uint64_t seq, int64_t time_ms,
+    const char *user, size_t user_len, const char *category,
+    size_t category_len, const char *channel, size_t channel_len,
+    sf_push_reason reason);
+int sf_db_push_log(sf_db *db, sf_push_log_cb cb, void *ctx, sf_error *err);
+/* Durable commits (fsync) or relaxed ones (survive a crashed process,
+ * not a crashed machine). */
+int sf_db_set_durable(sf_db *db, int durable, sf_error *err);
 
 /* Computes RFM quintile cut-points over every profile and stores them. */
 int sf_rfm_rebuild(sf_db *db, int64_t now, sf_rules *out, size_t *profiles,
