@@ -722,6 +722,37 @@ sf_txn_delete_experiment(sf_txn *t, const char *key, size_t key_len,
 
 
 int
+sf_txn_update_experiment(sf_txn *t, const char *key, size_t key_len,
+    const sf_value *changes, sf_buf *summary, sf_error *err)
+{
+    int      rc;
+    sf_buf   rec;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) key;
+    k.mv_size = key_len;
+
+    rc = mdb_get(t->txn, t->db->experiments, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return sf_error_set(err, SF_ERR_NOT_FOUND, "no experiment \"%.*s\"",
+                            (int) key_len, key);
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, "experiment");
+    }
+
+    sf_buf_init(&rec);
+    rc = sf_experiment_update(v.mv_data, v.mv_size, changes, &rec, summary,
+                              err);
+    if (rc == SF_OK) {
+        rc = sf_txn_put_experiment(t, rec.data, rec.len, err);
+    }
+    sf_buf_free(&rec);
+    return rc;
+}
+
+
+int
 sf_txn_clear_experiments(sf_txn *t, sf_error *err)
 {
     int  rc;

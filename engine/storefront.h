@@ -204,6 +204,19 @@ int sf_experiment_key(const void *rec, size_t len, const char **key,
 /* Appends the record back as a GrowthBook experiment object (JSON). */
 int sf_experiment_to_json(const void *rec, size_t len, sf_buf *out);
 
+/*
+ * Operates a running experiment: changes is an object with any of
+ *   "active": bool          start or stop
+ *   "coverage": 0..1        ramp; moves no user already assigned
+ *   "weights": [...]        a new split: re-randomises every user, since
+ *                           the seed becomes "<seed>:v<N>" (N counts the
+ *                           re-randomisations, kept as "bucketVersion")
+ * The record is rebuilt into out; summary gets what changed, e.g.
+ * "coverage 0.1 -> 1".
+ */
+int sf_experiment_update(const void *rec, size_t len, const sf_value *changes,
+    sf_buf *out, sf_buf *summary, sf_error *err);
+
 typedef enum {
     SF_REASON_ASSIGNED = 0,      /* in the experiment by hashing */
     SF_REASON_QUERY_OVERRIDE,    /* forced by the query string (QA) */
@@ -690,6 +703,9 @@ int sf_txn_put_experiment(sf_txn *txn, const void *rec, size_t len,
     sf_error *err);
 int sf_txn_delete_experiment(sf_txn *txn, const char *key, size_t key_len,
     sf_error *err);
+/* sf_experiment_update on the stored experiment, in the transaction. */
+int sf_txn_update_experiment(sf_txn *txn, const char *key, size_t key_len,
+    const sf_value *changes, sf_buf *summary, sf_error *err);
 /* Deletes every experiment (import --replace). */
 int sf_txn_clear_experiments(sf_txn *txn, sf_error *err);
 

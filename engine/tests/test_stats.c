@@ -191,10 +191,103 @@ test_counting(void)
 }
 
 
+static void
+test_operations(void)
+{
+    int            i, moved, in_before, in_after;
+    char           id[16];
+    sf_buf         rec, next, summary;
+    sf_error       err;
+    sf_value       v, changes, attrs;
+    sf_member      m;
+    sf_arena      *a;
+    sf_request     req;
+    sf_assignment  before, after;
+    const char    *exp = "{\"key\":\"new-checkout\",\"variations\":"
+                         "[false,true],\"coverage\":0.1}";
+
+    a = sf_arena_create(0);
+    sf_buf_init(&rec);
+    sf_buf_init(&next);
+    sf_buf_init(&summary);
+
+    sf_json_parse(exp, strlen(exp), a, &v, &err);
+    sf_experiment_compile(&v, &rec, &err);
+
+    sf_json_parse("{\"coverage\":1}", 14, a, &changes, &err);
+    i = sf_experiment_update(rec.data, rec.len, &changes, &next, &summary,
+                             &err);
+    tap_ok(i == SF_OK && strcmp(summary.data, "coverage 0.1 -> 1") == 0,
+           "ramp: %s", summary.data);
+
+    memset(&req, 0, sizeof(req));
+    m.name = "id";
+    m.name_len = 2;
+    m.value.type = SF_STRING;
+    attrs.type = SF_OBJECT;
+    attrs.u.obj.members = &m;
+    attrs.u.obj.n = 1;
+    req.attributes = &attrs;
+
+    moved = in_before = in_after = 0;
+    for (i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "user%d", i);
+        m.value.u.str.p = id;
+        m.value.u.str.len = strlen(id);
+        sf_experiment_evaluate(rec.data, rec.len, &req, &before);
+        sf_experiment_evaluate(next.data, next.len, &req, &after);
+        in_before += before.in_experiment;
+        in_after += after.in_experiment;
+        moved += before.in_experiment
+                 && (!after.in_experiment
+                     || after.variation != before.variation);
+    }
+    tap_ok(moved == 0 && in_before > 400 && in_before < 600
+           && in_after == 5000,
+           "10%% -> 100%%: %d then %d users in, none moved", in_before,
+           in_after);
+
+    summary.len = 0;
+    sf_json_parse("{\"weights\":[0.2,0.8]}", 21, a, &changes, &err);
+    sf_experiment_update(next.data, next.len, &changes, &rec, &summary, &err);
+    tap_ok(strstr(summary.data, "seed \"new-checkout:v1\"") != NULL,
+           "new weights re-randomise: %s", summary.data);
+
+    summary.len = 0;
+    sf_experiment_update(rec.data, rec.len, &changes, &next, &summary, &err);
+    tap_ok(strstr(summary.data, "seed \"new-checkout:v2\"") != NULL,
+           "and again: %s", summary.data);
+
+    summary.len = 0;
+    sf_json_parse("{\"active\":false}", 16, a, &changes, &err);
+    sf_experiment_update(next.data, next.len, &changes, &rec, &summary, &err);
+    m.value.u.str.p = "user1";
+    m.value.u.str.len = 5;
+    sf_experiment_evaluate(rec.data, rec.len, &req, &after);
+    tap_ok(strcmp(summary.data, "active true -> false") == 0
+           && after.reason == SF_REASON_INACTIVE, "stop: %s", summary.data);
+
+    sf_json_parse("{\"coverage\":2}", 14, a, &changes, &err);
+    tap_ok(sf_experiment_update(rec.data, rec.len, &changes, &next, &summary,
+                                &err) == SF_ERR_INVALID,
+           "an invalid ramp is rejected: %s", err.msg);
+    sf_json_parse("{\"key\":\"x\"}", 11, a, &changes, &err);
+    tap_ok(sf_experiment_update(rec.data, rec.len, &changes, &next, &summary,
+                                &err) == SF_ERR_INVALID,
+           "only active, coverage and weights change: %s", err.msg);
+
+    sf_buf_free(&rec);
+    sf_buf_free(&next);
+    sf_buf_free(&summary);
+    sf_arena_destroy(a);
+}
+
+
 int
 main(void)
 {
     test_statistics();
     test_counting();
+    test_operations();
     return tap_done();
 }
