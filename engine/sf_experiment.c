@@ -74,6 +74,7 @@ typedef struct {
     sf_exp_str  value_json;
     sf_exp_str  key;                /* meta[i].key, len 0 when absent */
     sf_exp_str  name;
+    sf_exp_str  layout;             /* value's "layout" (page layouts) */
     uint32_t    has_meta;
     uint32_t    pad;
 } sf_exp_variation;
@@ -594,6 +595,12 @@ sf_experiment_compile(const sf_value *exp, sf_buf *out, sf_error *err)
         }
         var.value_json = sf_exp_string(&eb, json.data, json.len);
 
+        /* a variation may name a page layout: kept apart, read per request */
+        v = sf_value_member(&vs->u.arr.items[i], "layout", 6);
+        if (v != NULL && v->type == SF_STRING) {
+            var.layout = sf_exp_string(&eb, v->u.str.p, v->u.str.len);
+        }
+
         if (i < h.nmeta) {
             m = &meta->u.arr.items[i];
             if (m->type != SF_OBJECT) {
@@ -708,6 +715,7 @@ sf_experiment_compile(const sf_value *exp, sf_buf *out, sf_error *err)
         sf_exp_relocate(&var.value_json, pool_off);
         sf_exp_relocate(&var.key, pool_off);
         sf_exp_relocate(&var.name, pool_off);
+        sf_exp_relocate(&var.layout, pool_off);
         memcpy(vars, &var, sizeof(var));
     }
 
@@ -843,6 +851,8 @@ sf_exp_result(const void *rec, const sf_exp_header *h, int variation,
 
     out->value = sf_exp_ptr(rec, var.value_json);
     out->value_len = var.value_json.len;
+    out->layout = var.layout.len ? sf_exp_ptr(rec, var.layout) : NULL;
+    out->layout_len = var.layout.len;
 
     if (var.key.len) {
         out->variation_key = sf_exp_ptr(rec, var.key);

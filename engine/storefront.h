@@ -258,6 +258,8 @@ typedef struct {
     size_t       variation_key_len;
     const char  *value;            /* the variation's JSON value */
     size_t       value_len;
+    const char  *layout;           /* the value's "layout" member, if any */
+    size_t       layout_len;
     int          hash_used;
     double       hash;             /* valid when hash_computed */
     int          hash_computed;
