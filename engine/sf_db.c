@@ -7,7 +7,7 @@
  *   experiments  experiment key -> compiled experiment record
  *   profiles     user id -> profile record
  *   orders       user id NUL order id -> sf_order (idempotent events)
- *   config       "rules" -> sf_rules
+ *   config       "rules" -> sf_rules, "pages" -> page layouts
  *   exposures    user id NUL experiment key -> sf_exposure_rec
  *   arms         experiment key NUL variation (u32 BE) -> sf_arm_counts
  *   push         push decision state (sf_push.c)
@@ -986,6 +986,53 @@ sf_txn_put_rules(sf_txn *t, const sf_rules *rules, sf_error *err)
 
     rc = mdb_put(t->txn, t->db->config, &k, &v, 0);
     return rc ? sf_db_error(err, rc, "rules") : SF_OK;
+}
+
+
+int
+sf_txn_put_pages(sf_txn *t, const void *blob, size_t len, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = "pages";
+    k.mv_size = 5;
+    v.mv_data = (void *) blob;
+    v.mv_size = len;
+
+    rc = mdb_put(t->txn, t->db->config, &k, &v, 0);
+    return rc ? sf_db_error(err, rc, "pages") : SF_OK;
+}
+
+
+int
+sf_snapshot_pages(sf_snapshot *s, const void **blob, size_t *len,
+    sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    *blob = NULL;
+    *len = 0;
+
+    if (!s->db->have_dbs) {
+        return SF_OK;
+    }
+
+    k.mv_data = "pages";
+    k.mv_size = 5;
+
+    rc = mdb_get(s->txn, s->db->config, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_OK;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, s->db->path);
+    }
+
+    *blob = v.mv_data;
+    *len = v.mv_size;
+    return SF_OK;
 }
 
 

@@ -629,6 +629,92 @@ int sf_push_request_from_json(const sf_value *v, int64_t now_ms,
     sf_push_request *req, sf_error *err);
 
 
+/* ---- page layouts ---------------------------------------------------------- */
+
+/*
+ * Page layouts are imported as one object:
+ *   "modules":  {"hero": {"fragment": "/fragments/hero", "fallback": "",
+ *                         "vary": ["segment"]}, ...}
+ *   "layouts":  {"home-default": [{"module": "hero", "params": {...}},
+ *                                 {"layout": "common-footer"},
+ *                                 {"derive": "cross_sell", "module":
+ *                                  "recommend", "max": 2}], ...}
+ *   "pages":    {"home": {"default": "home-default", "rules": [
+ *                  {"name": "vip", "when": {"tier": "gold"},
+ *                   "layout": "home-vip"},
+ *                  {"name": "double-11", "from": "2026-11-11",
+ *                   "to": "2026-11-12", "layout": "home-sale"},
+ *                  {"name": "layout-test", "experiment": "home-layout"}]}}
+ *   "cross_sell": [{"bought": "running_shoes", "recommend": ["socks"]}]
+ * and compiled into one record: includes are expanded, conditions
+ * compiled, references and loops checked.
+ */
+
+#define SF_PAGE_MAX_MODULES  32
+
+#define SF_VARY_SEGMENT      0x1
+#define SF_VARY_TIER         0x2
+#define SF_VARY_LIFECYCLE    0x4
+#define SF_VARY_VARIANTS     0x8
+
+typedef struct {
+    const char  *module;          /* the module's name */
+    size_t       module_len;
+    const char  *fragment;        /* URI of its fragment location */
+    size_t       fragment_len;
+    const char  *fallback;        /* served when the fragment fails */
+    size_t       fallback_len;
+    const char  *params;          /* "a=1&b=x", URL-encoded */
+    size_t       params_len;
+    unsigned     vary;            /* SF_VARY_*: what the fragment varies by */
+} sf_page_module;
+
+typedef enum {
+    SF_PAGE_RULE_MATCHED = 0,
+    SF_PAGE_RULE_CONDITION,       /* condition false */
+    SF_PAGE_RULE_WINDOW,          /* outside its time window */
+    SF_PAGE_RULE_NOT_IN,          /* not in the experiment */
+    SF_PAGE_RULE_NO_LAYOUT,       /* the variation names no known layout */
+    SF_PAGE_RULE_SKIPPED          /* an earlier rule matched */
+} sf_page_rule_outcome;
+
+typedef struct {
+    const char            *name;
+    size_t                 name_len;
+    sf_page_rule_outcome   outcome;
+} sf_page_trace;
+
+typedef struct {
+    const char      *layout;
+    size_t           layout_len;
+    const char      *rule;        /* the rule that chose, or "default" */
+    size_t           rule_len;
+    size_t           nmodules;
+    sf_page_module   modules[SF_PAGE_MAX_MODULES];
+    size_t           ntrace;
+    sf_page_trace    trace[SF_PAGE_MAX_MODULES];
+} sf_page_decision;
+
+const char *sf_page_outcome_name(sf_page_rule_outcome o);
+
+int sf_pages_compile(const sf_value *doc, sf_buf *out, sf_error *err);
+/* The JSON the pages were imported from. */
+int sf_pages_to_json(const void *blob, size_t len, sf_buf *out);
+int sf_pages_has_layout(const void *blob, size_t len, const char *name,
+    size_t name_len);
+/*
+ * Decides the layout of a page: the first rule that matches (condition
+ * over the attributes plus "experiments": {key: variation key}, time
+ * window, or the experiment's variation naming a layout), else the
+ * page's default.  SF_ERR_NOT_FOUND for an unknown page type.  Derived
+ * parameters are allocated with alloc.
+ */
+int sf_page_decide(const void *blob, size_t len, const char *page,
+    size_t page_len, const sf_value *attributes,
+    const sf_assignment *assignments, size_t nassignments, int64_t now,
+    sf_alloc_fn alloc, void *alloc_ctx, sf_page_decision *d);
+
+
 /* ---- the LMDB environment ---------------------------------------------- */
 
 typedef struct sf_db        sf_db;
@@ -708,6 +794,11 @@ int sf_txn_delete_experiment(sf_txn *txn, const char *key, size_t key_len,
 /* sf_experiment_update on the stored experiment, in the transaction. */
 int sf_txn_update_experiment(sf_txn *txn, const char *key, size_t key_len,
     const sf_value *changes, sf_buf *summary, sf_error *err);
+/* Page layouts (sf_pages_compile); absent: *blob NULL. */
+int sf_txn_put_pages(sf_txn *txn, const void *blob, size_t len,
+    sf_error *err);
+int sf_snapshot_pages(sf_snapshot *s, const void **blob, size_t *len,
+    sf_error *err);
 /* Deletes every experiment (import --replace). */
 int sf_txn_clear_experiments(sf_txn *txn, sf_error *err);
 
