@@ -580,13 +580,25 @@ sf_snapshot_get_experiment(sf_snapshot *s, const char *key, size_t key_len,
 
 
 int
-sf_evaluate_all(sf_snapshot *s, const sf_request *req, sf_assignment *out,
+sf_evaluate_all(sf_snapshot *s, const sf_request *request, sf_assignment *out,
     size_t max, size_t *n, sf_error *err)
 {
-    int      rc;
-    MDB_val  k, v;
+    int             rc;
+    MDB_val         k, v;
+    sf_request      r;
+    sf_hash_cache   cache;
+    const sf_request  *req;
 
     *n = 0;
+
+    /* the experiments share the hash of the visitor's id */
+    req = request;
+    if (request->hash_cache == NULL) {
+        r = *request;
+        memset(&cache, 0, sizeof(cache));
+        r.hash_cache = &cache;
+        req = &r;
+    }
 
     if (s->cursor == NULL) {
         return SF_OK;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "storefront.h"
+#include "sf_internal.h"
 
 
 #define SF_EXP_MAGIC           0x31455853u     /* "SXE1" */
@@ -62,6 +63,8 @@ typedef struct {
     sf_exp_str  condition_json;
     sf_exp_str  condition;          /* compiled */
     sf_exp_str  extra_json;         /* members kept only for export */
+    uint32_t    seed_state;         /* FNV state after the seed (v2) */
+    uint32_t    pad2;
     uint32_t    ranges_off;
     uint32_t    weights_off;
     uint32_t    given_ranges_off;
@@ -729,6 +732,11 @@ sf_experiment_compile(const sf_value *exp, sf_buf *out, sf_error *err)
         memcpy(fp, &f, sizeof(f));
     }
 
+    h.seed_state = h.seed.len
+                   ? sf_fnv1a32_feed(SF_FNV_OFFSET, eb.pool.data + h.seed.off
+                                                    - pool_off, h.seed.len)
+                   : sf_fnv1a32_feed(SF_FNV_OFFSET, eb.pool.data + h.key.off
+                                                    - pool_off, h.key.len);
     h.size = (uint32_t) (pool_off + eb.pool.len);
 
     out->len = 0;
@@ -859,8 +867,18 @@ sf_exp_result(const void *rec, const sf_exp_header *h, int variation,
         out->variation_key_len = var.key.len;
 
     } else {
-        n = snprintf(out->index_text, sizeof(out->index_text), "%d",
-                     variation);
+        /* the index as text, without snprintf: this is per request */
+        char      tmp[12];
+        unsigned  u = (unsigned) variation;
+        int       k = 0;
+
+        do {
+            tmp[k++] = (char) ('0' + u % 10);
+            u /= 10;
+        } while (u);
+        for (n = 0; n < k; n++) {
+            out->index_text[n] = tmp[k - 1 - n];
+        }
         out->variation_key = out->index_text;
         out->variation_key_len = (size_t) n;
     }
@@ -910,6 +928,29 @@ sf_exp_filtered_out(const void *rec, const sf_exp_header *h,
     }
 
     return 0;
+}
+
+
+/* The FNV state after the hashed value, from the request's cache. */
+static uint32_t
+sf_exp_value_state(const sf_request *req, const char *value, size_t len)
+{
+    sf_hash_cache  *c = req->hash_cache;
+
+    if (c && c->value && c->len == len
+        && (c->value == value || memcmp(c->value, value, len) == 0))
+    {
+        return c->state;
+    }
+
+    if (c == NULL) {
+        return sf_fnv1a32_feed(SF_FNV_OFFSET, value, len);
+    }
+
+    c->value = value;
+    c->len = len;
+    c->state = sf_fnv1a32_feed(SF_FNV_OFFSET, value, len);
+    return c->state;
 }
 
 
@@ -1024,8 +1065,11 @@ sf_experiment_evaluate(const void *rec, size_t len, const sf_request *req,
         }
 
     } else if ((h.flags & SF_EXP_HAS_NAMESPACE)
-               && !sf_in_namespace(value, vlen, sf_exp_ptr(rec, h.ns_id),
-                                   h.ns_id.len, h.ns_start, h.ns_end))
+               && !sf_in_namespace_after_id(sf_exp_value_state(req, value,
+                                                               vlen),
+                                            sf_exp_ptr(rec, h.ns_id),
+                                            h.ns_id.len, h.ns_start,
+                                            h.ns_end))
     {
         out->reason = SF_REASON_NAMESPACE;
         goto not_in;
@@ -1040,11 +1084,13 @@ sf_experiment_evaluate(const void *rec, size_t len, const sf_request *req,
         goto not_in;
     }
 
-    if (sf_hash(seed, seed_len, value, vlen, h.hash_version, &out->hash)
-        != SF_OK)
-    {
-        out->reason = SF_REASON_HASH_VERSION;
-        goto not_in;
+    /* hashVersion is 1 or 2: the compiler refuses others */
+    if (h.hash_version == 2) {
+        out->hash = sf_hash_v2_after_seed(h.seed_state, value, vlen);
+    } else {
+        out->hash = sf_hash_v1_after_value(sf_exp_value_state(req, value,
+                                                              vlen),
+                                           seed, seed_len);
     }
     out->hash_computed = 1;
 

@@ -10,13 +10,13 @@
 #include <string.h>
 
 #include "storefront.h"
+#include "sf_internal.h"
 
 
-#define SF_FNV_OFFSET  0x811c9dc5u
 #define SF_FNV_PRIME   0x01000193u
 
 
-static uint32_t
+uint32_t
 sf_fnv1a32_feed(uint32_t h, const char *s, size_t len)
 {
     size_t          i, k, need;
@@ -85,21 +85,17 @@ int
 sf_hash(const char *seed, size_t seed_len, const char *value,
     size_t value_len, int version, double *out)
 {
-    int       n;
-    char      dec[16];
-    uint32_t  h;
-
     if (version == 2) {
-        h = sf_fnv1a32_utf16(seed, seed_len, value, value_len);
-        n = snprintf(dec, sizeof(dec), "%u", h);
-        h = sf_fnv1a32_utf16(dec, (size_t) n, NULL, 0);
-        *out = (double) (h % 10000) / 10000;
+        *out = sf_hash_v2_after_seed(sf_fnv1a32_feed(SF_FNV_OFFSET, seed,
+                                                     seed_len),
+                                     value, value_len);
         return SF_OK;
     }
 
     if (version == 1) {
-        h = sf_fnv1a32_utf16(value, value_len, seed, seed_len);
-        *out = (double) (h % 1000) / 1000;
+        *out = sf_hash_v1_after_value(sf_fnv1a32_feed(SF_FNV_OFFSET, value,
+                                                      value_len),
+                                      seed, seed_len);
         return SF_OK;
     }
 
@@ -107,16 +103,55 @@ sf_hash(const char *seed, size_t seed_len, const char *value,
 }
 
 
+double
+sf_hash_v1_after_value(uint32_t value_state, const char *seed,
+    size_t seed_len)
+{
+    return (double) (sf_fnv1a32_feed(value_state, seed, seed_len) % 1000)
+           / 1000;
+}
+
+
+double
+sf_hash_v2_after_seed(uint32_t seed_state, const char *value,
+    size_t value_len)
+{
+    int       n;
+    char      dec[16];
+    uint32_t  h;
+
+    h = sf_fnv1a32_feed(seed_state, value, value_len);
+
+    /* String(h), digits written backwards */
+    n = sizeof(dec);
+    do {
+        dec[--n] = (char) ('0' + h % 10);
+        h /= 10;
+    } while (h);
+
+    h = sf_fnv1a32_feed(SF_FNV_OFFSET, dec + n, sizeof(dec) - (size_t) n);
+    return (double) (h % 10000) / 10000;
+}
+
+
 int
 sf_in_namespace(const char *id, size_t id_len, const char *ns,
     size_t ns_len, double start, double end)
+{
+    return sf_in_namespace_after_id(sf_fnv1a32_feed(SF_FNV_OFFSET, id, id_len),
+                                    ns, ns_len, start, end);
+}
+
+
+int
+sf_in_namespace_after_id(uint32_t id_state, const char *ns, size_t ns_len,
+    double start, double end)
 {
     double    n;
     uint32_t  h;
 
     /* hash("__" + ns, id, 1) = fnv(id + "__" + ns) % 1000 / 1000 */
-    h = sf_fnv1a32_feed(sf_fnv1a32_feed(SF_FNV_OFFSET, id, id_len), "__", 2);
-    h = sf_fnv1a32_feed(h, ns, ns_len);
+    h = sf_fnv1a32_feed(sf_fnv1a32_feed(id_state, "__", 2), ns, ns_len);
     n = (double) (h % 1000) / 1000;
 
     return n >= start && n < end;

@@ -9,6 +9,21 @@
 #include "storefront.h"
 
 
+/*
+ * FNV-1a over UTF-16 code units, in steps: hashes that share a prefix (the
+ * visitor's id for version 1, the seed for version 2) compute it once.
+ */
+#define SF_FNV_OFFSET  0x811c9dc5u
+
+uint32_t sf_fnv1a32_feed(uint32_t state, const char *s, size_t len);
+double sf_hash_v1_after_value(uint32_t value_state, const char *seed,
+    size_t seed_len);
+double sf_hash_v2_after_seed(uint32_t seed_state, const char *value,
+    size_t value_len);
+int sf_in_namespace_after_id(uint32_t id_state, const char *ns,
+    size_t ns_len, double start, double end);
+
+
 /* Plain key-value stores beside the structured ones. */
 typedef enum {
     SF_STORE_PUSH = 0,      /* push state, policy and counters */

@@ -167,6 +167,31 @@ typedef void (*sf_progress_cb)(void *ctx, uint64_t bytes_read);
 int sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
     sf_progress_cb progress, void *ctx, sf_error *err);
 
+/* -- added with the profile import (storefrontctl): streams of values -- */
+
+#define SF_JSON_ARRAY  1     /* the elements of one top-level array */
+#define SF_JSON_LINES  2     /* JSON lines: one value per line */
+
+typedef struct {
+    int              format;       /* SF_JSON_ARRAY or SF_JSON_LINES */
+    unsigned long    first_line;   /* number of the first line (0: 1) */
+    uint64_t         max_bytes;    /* JSON lines: read no further (0: to
+                                    * the end; split files at newlines) */
+    sf_progress_cb   progress;     /* may be NULL */
+} sf_json_stream_opts;
+
+/*
+ * Streams a file of JSON values: each element of a top-level array, or
+ * each line's value, is passed to cb with member "" and its index, as
+ * sf_json_stream_file passes a member's elements.  JSON lines: blank lines
+ * are skipped; a line that is not exactly one JSON value is passed to cb
+ * with element NULL, index -1 and err holding "FILE:LINE:COL: problem":
+ * cb returns 0 to skip it and go on, non-zero to stop.
+ */
+int sf_json_stream_values(FILE *f, const char *filename,
+    const sf_json_stream_opts *opts, sf_json_element_cb cb, void *ctx,
+    sf_error *err);
+
 
 /* ---- GrowthBook hashing and bucketing ---------------------------------- */
 
@@ -237,6 +262,14 @@ typedef enum {
 
 const char *sf_reason_name(sf_reason r);   /* e.g. "coverage" */
 
+/* The FNV state of the last value hashed, shared by the experiments of
+ * one request (sf_evaluate_all keeps one itself). */
+typedef struct {
+    const char  *value;
+    size_t       len;
+    uint32_t     state;
+} sf_hash_cache;
+
 typedef struct {
     const sf_value  *attributes;   /* an object, or NULL */
     const char      *url;          /* path?query or full URL, may be NULL */
@@ -246,6 +279,7 @@ typedef struct {
     int              qa_mode;      /* GrowthBook qaMode: no hashing */
     const sf_value  *forced_variations;  /* object key -> index, or NULL */
     const sf_value  *saved_groups;       /* object name -> array, or NULL */
+    sf_hash_cache   *hash_cache;         /* may be NULL */
     int64_t          now;          /* unix seconds */
 } sf_request;
 
@@ -715,6 +749,103 @@ int sf_page_decide(const void *blob, size_t len, const char *page,
     sf_alloc_fn alloc, void *alloc_ctx, sf_page_decision *d);
 
 
+/* ---- ads ------------------------------------------------------------------ */
+
+/*
+ * Ad campaigns are imported as {"campaigns": [...], "ad_pages": {...}}:
+ *   {"id": "nike-run", "advertiser": "nike", "priority": 10, "weight": 3,
+ *    "creatives": [{"id": "cr1", "url": "https://...", "skippable": true,
+ *                   "format": "banner"}],
+ *    "pages": ["home"], "slots": ["banner", "infeed"],
+ *    "condition": {...}, "start": "2026-11-01", "end": "2026-12-01",
+ *    "daypart": {"days": ["mon", "fri"], "hours": [9, 21]},
+ *    "caps": ["3/1d", "10/1w", "20/lifetime"], "cooldown": "10m",
+ *    "allow_same_advertiser": false}
+ *   "ad_pages": {"home": {"max_slots": 2}, "cart": {"max_slots": 0}}
+ * Caps are rolling windows (units minute, hour, day, week, month = 30
+ * days, lifetime), several per campaign, as in Google Ad Manager.
+ */
+
+#define SF_ADS_MAX_SLOTS       8
+#define SF_ADS_MAX_CAPS        4
+#define SF_ADS_MAX_RING        64     /* the largest windowed cap */
+#define SF_ADS_DEFAULT_SLOTS   2      /* per page, from the guides */
+
+typedef struct {
+    const char  *slot;            /* slot type asked for */
+    size_t       slot_len;
+    const char  *campaign;
+    size_t       campaign_len;
+    const char  *advertiser;
+    size_t       advertiser_len;
+    const char  *creative;
+    size_t       creative_len;
+    const char  *url;             /* landing URL (from the data only) */
+    size_t       url_len;
+    const char  *format;
+    size_t       format_len;
+    int          skippable;
+    uint32_t     campaign_index;
+} sf_ad_fill;
+
+typedef enum {
+    SF_AD_SKIP_PAGE = 0,          /* not for this page or slot type */
+    SF_AD_SKIP_FLIGHT,            /* before start or after end */
+    SF_AD_SKIP_DAYPART,
+    SF_AD_SKIP_TARGETING,
+    SF_AD_SKIP_CAP,
+    SF_AD_SKIP_COOLDOWN,
+    SF_AD_SKIP_ON_PAGE,           /* campaign or advertiser already shown */
+    SF_AD_SKIP__COUNT
+} sf_ad_skip;
+
+typedef struct {
+    size_t       nfills;
+    sf_ad_fill   fills[SF_ADS_MAX_SLOTS];
+    uint32_t     max_slots;       /* the page's limit in force */
+    uint32_t     skipped[SF_AD_SKIP__COUNT];   /* campaigns, by reason */
+} sf_ad_decision;
+
+const char *sf_ad_skip_name(sf_ad_skip s);
+
+int sf_ads_compile(const sf_value *doc, sf_buf *out, sf_error *err);
+int sf_ads_to_json(const void *blob, size_t len, sf_buf *out);
+
+/*
+ * Fills the slots of a page: eligible campaigns by priority, then by
+ * weight (a weighted draw from seed), never more than the page's limit
+ * (the data's, else default_max_slots), never the same campaign twice,
+ * nor the same advertiser unless the campaign allows it.  state is the
+ * user's ad state record (sf_txn_ad_state), may be NULL.  tz_min is the
+ * user's offset for dayparting.
+ */
+int sf_ads_decide(const void *blob, size_t len, const char *page,
+    size_t page_len, const sf_ad_fill *slots_asked, size_t nslots,
+    uint32_t default_max_slots, const sf_value *attributes,
+    const void *state, size_t state_len, int64_t now_ms, int32_t tz_min,
+    uint64_t seed, sf_ad_decision *d);
+/* The user's state after the impressions of d (for sf_txn_put_ad_state). */
+int sf_ads_state_record(const void *blob, size_t len, const void *state,
+    size_t state_len, const sf_ad_decision *d, int64_t now_ms, sf_buf *out);
+/* Looks a creative up for a click: its landing URL and advertiser. */
+int sf_ads_find_creative(const void *blob, size_t len, const char *campaign,
+    size_t campaign_len, const char *creative, size_t creative_len,
+    sf_ad_fill *out);
+
+/* HMAC-SHA256 (click links are signed with it). */
+void sf_hmac_sha256(const void *key, size_t key_len, const void *msg,
+    size_t msg_len, unsigned char out[32]);
+/* The signature of a click link, as 22 URL-safe base64 characters. */
+void sf_ad_click_signature(const void *key, size_t key_len,
+    const char *campaign, size_t campaign_len, const char *creative,
+    size_t creative_len, char out[23]);
+
+typedef struct {
+    uint64_t  impressions;
+    uint64_t  clicks;
+} sf_ad_counts;
+
+
 /* ---- the LMDB environment ---------------------------------------------- */
 
 typedef struct sf_db        sf_db;
@@ -799,6 +930,23 @@ int sf_txn_put_pages(sf_txn *txn, const void *blob, size_t len,
     sf_error *err);
 int sf_snapshot_pages(sf_snapshot *s, const void **blob, size_t *len,
     sf_error *err);
+/* Ads: the campaigns, users' impression state and counters. */
+int sf_txn_put_ads(sf_txn *txn, const void *blob, size_t len, sf_error *err);
+int sf_snapshot_ads(sf_snapshot *s, const void **blob, size_t *len,
+    sf_error *err);
+int sf_txn_ad_state(sf_txn *txn, const char *user, size_t user_len,
+    const void **state, size_t *len, sf_error *err);
+int sf_txn_put_ad_state(sf_txn *txn, const char *user, size_t user_len,
+    const void *state, size_t len, sf_error *err);
+int sf_snapshot_ad_state(sf_snapshot *s, const char *user, size_t user_len,
+    const void **state, size_t *len, sf_error *err);
+/* Adds impressions and clicks to the counters of campaign/creative and
+ * of the advertiser ("a:" key prefixes "c:", "cr:", "p:"). */
+int sf_txn_count_ad(sf_txn *txn, const sf_ad_fill *fill, uint64_t impressions,
+    uint64_t clicks, sf_error *err);
+typedef int (*sf_ad_counts_cb)(void *ctx, const char *kind, const char *key,
+    size_t key_len, const sf_ad_counts *c);
+int sf_db_ad_counts(sf_db *db, sf_ad_counts_cb cb, void *ctx, sf_error *err);
 /* Deletes every experiment (import --replace). */
 int sf_txn_clear_experiments(sf_txn *txn, sf_error *err);
 
