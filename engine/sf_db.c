@@ -12,6 +12,7 @@
  *   arms         experiment key NUL variation (u32 BE) -> sf_arm_counts
  *   push         push decision state (sf_push.c)
  *   push_log     sequence (u64 BE) -> one push decision (sf_push.c)
+ *   ads, ad_state, ad_counts    campaigns, users' impressions, counters
  */
 
 #include <errno.h>
@@ -41,7 +42,7 @@ struct sf_db {
     MDB_dbi     config;
     MDB_dbi     exposures;
     MDB_dbi     arms;
-    MDB_dbi     stores[2];      /* by sf_store */
+    MDB_dbi     stores[SF_STORE__COUNT];     /* by sf_store */
     int         have_dbs;       /* named databases exist */
     unsigned    flags;
     char       *path;
@@ -192,6 +193,17 @@ sf_db_open_names(sf_db *db, MDB_txn *txn, unsigned flags)
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "push_log", flags,
                           &db->stores[SF_STORE_PUSH_LOG]);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "ads", flags, &db->stores[SF_STORE_ADS]);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "ad_state", flags,
+                          &db->stores[SF_STORE_AD_STATE]);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "ad_counts", flags,
+                          &db->stores[SF_STORE_AD_COUNTS]);
     }
     return rc;
 }
@@ -1666,6 +1678,34 @@ sf_txn_kv_get(sf_txn *t, sf_store store, const void *key, size_t klen,
     }
     if (rc != 0) {
         return sf_db_error(err, rc, t->db->path);
+    }
+
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return SF_OK;
+}
+
+
+int
+sf_snapshot_kv_get(sf_snapshot *s, sf_store store, const void *key,
+    size_t klen, const void **val, size_t *vlen, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    if (!s->db->have_dbs) {
+        return SF_ERR_NOT_FOUND;
+    }
+
+    k.mv_data = (void *) key;
+    k.mv_size = klen;
+
+    rc = mdb_get(s->txn, s->db->stores[store], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return SF_ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        return sf_db_error(err, rc, s->db->path);
     }
 
     *val = v.mv_data;

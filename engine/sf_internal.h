@@ -27,8 +27,16 @@ int sf_in_namespace_after_id(uint32_t id_state, const char *ns,
 /* Plain key-value stores beside the structured ones. */
 typedef enum {
     SF_STORE_PUSH = 0,      /* push state, policy and counters */
-    SF_STORE_PUSH_LOG       /* push decisions, by sequence */
+    SF_STORE_PUSH_LOG,      /* push decisions, by sequence */
+    SF_STORE_ADS,           /* "campaigns" -> ads record */
+    SF_STORE_AD_STATE,      /* user id -> ad state record */
+    SF_STORE_AD_COUNTS,     /* "c:id", "cr:id/creative", "p:advertiser" */
+    SF_STORE__COUNT
 } sf_store;
+
+/* Reads a key in a read snapshot (zero-copy until the snapshot ends). */
+int sf_snapshot_kv_get(sf_snapshot *s, sf_store store, const void *key,
+    size_t klen, const void **val, size_t *vlen, sf_error *err);
 
 #define SF_KV_APPEND  0x1   /* keys arrive in ascending order */
 
