@@ -85,7 +85,15 @@ sf_value_as_string(const sf_value *v, char *buf, const char **s, size_t *len)
         return SF_OK;
 
     case SF_NUMBER:
-        /* format into a small heap buffer, then copy: numbers are rare ids */
+        /* integers (the common numeric id) without touching the heap */
+        if (v->u.number == (double) (long long) v->u.number
+            && v->u.number > -1e15 && v->u.number < 1e15)
+        {
+            *len = (size_t) snprintf(buf, 32, "%lld",
+                                     (long long) v->u.number);
+            *s = buf;
+            return SF_OK;
+        }
         sf_buf_init(&b);
         if (sf_buf_append_js_number(&b, v->u.number) != SF_OK
             || b.len >= 32)
@@ -120,7 +128,8 @@ typedef enum {
     SF_JS_TOP,               /* stream: inside it, expect a key or end */
     SF_JS_MEMBER,            /* stream: expect a member's value */
     SF_JS_ARRAY,             /* stream: inside a member's array */
-    SF_JS_DONE
+    SF_JS_DONE,
+    SF_JS_LINES              /* values stream: one value per line */
 } sf_json_state;
 
 typedef struct {
@@ -141,6 +150,9 @@ typedef struct {
     unsigned long         element_line;
     sf_json_element_cb    cb;
     void                 *ctx;
+    int                   values;       /* sf_json_stream_values */
+    unsigned long         completed;    /* values on this line (lines) */
+    sf_value              pending;      /* the line's value, in the arena */
 } sf_json_builder;
 
 
@@ -166,6 +178,14 @@ sf_json_complete(sf_json_builder *jb, const sf_value *v)
     if (jb->state == SF_JS_VALUE) {
         jb->root = *v;
         jb->have_root = 1;
+        return 1;
+    }
+
+    if (jb->state == SF_JS_LINES) {
+        /* passed on at the end of the line, if it is alone there */
+        if (jb->completed++ == 0) {
+            jb->pending = *v;
+        }
         return 1;
     }
 
@@ -197,6 +217,10 @@ sf_json_add(sf_json_builder *jb, const sf_value *v)
         if (jb->state == SF_JS_START || jb->state == SF_JS_TOP) {
             return sf_json_fail(jb, SF_ERR_INVALID,
                                 "the document must be a JSON object");
+        }
+        if (jb->values && jb->state == SF_JS_MEMBER) {
+            return sf_json_fail(jb, SF_ERR_INVALID,
+                                "the document must be a JSON array");
         }
         if (v->type != SF_ARRAY && v->type != SF_OBJECT) {
             /* a container's line was taken when it opened */
@@ -299,11 +323,67 @@ sf_json_on_boolean(void *ctx, int b)
 }
 
 
+/*
+ * Plain decimals of at most 15 significant digits ("120", "-4.25"): the
+ * digits are exact in a double, and so is 10^k for k <= 22, so one
+ * correctly rounded division gives what strtod gives, much faster.
+ * Returns 0 when the text needs strtod.
+ */
+static int
+sf_json_fast_number(const char *s, size_t len, double *out)
+{
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15
+    };
+    int                  neg, digits, frac, dot;
+    size_t               i;
+    uint64_t             m;
+
+    i = 0;
+    neg = (len > 0 && s[0] == '-');
+    i += neg;
+    m = 0;
+    digits = 0;
+    frac = 0;
+    dot = 0;
+
+    for (; i < len; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            m = m * 10 + (uint64_t) (s[i] - '0');
+            if (++digits > 15) {
+                return 0;
+            }
+            frac += dot;
+        } else if (s[i] == '.' && !dot) {
+            dot = 1;
+        } else {
+            return 0;           /* an exponent */
+        }
+    }
+
+    if (digits == 0) {
+        return 0;
+    }
+
+    *out = (double) m / pow10[frac];
+    if (neg) {
+        *out = -*out;
+    }
+    return 1;
+}
+
+
 static int
 sf_json_on_number(void *ctx, const char *s, size_t len)
 {
     char      tmp[64], *end;
     sf_value  v;
+
+    v.type = SF_NUMBER;
+    if (sf_json_fast_number(s, len, &v.u.number)) {
+        return sf_json_add(ctx, &v);
+    }
 
     if (len >= sizeof(tmp)) {
         return sf_json_fail(ctx, SF_ERR_INVALID, "number too long");
@@ -349,8 +429,13 @@ sf_json_on_start_map(void *ctx)
         return 1;
     }
 
-    if (jb->state == SF_JS_TOP) {
-        return sf_json_fail(jb, SF_ERR_INVALID, "unexpected object");
+    if (jb->state == SF_JS_TOP
+        || (jb->values && jb->depth == 0 && jb->state != SF_JS_ARRAY
+            && jb->state != SF_JS_LINES))
+    {
+        return sf_json_fail(jb, SF_ERR_INVALID, jb->values
+                            ? "the document must be a JSON array"
+                            : "unexpected object");
     }
 
     return sf_json_push(jb, 1);
@@ -411,7 +496,7 @@ sf_json_on_start_array(void *ctx)
     }
 
     if (jb->depth == 0 && jb->state != SF_JS_VALUE
-        && jb->state != SF_JS_ARRAY)
+        && jb->state != SF_JS_ARRAY && jb->state != SF_JS_LINES)
     {
         return sf_json_fail(jb, SF_ERR_INVALID,
                             "the document must be a JSON object");
@@ -427,7 +512,7 @@ sf_json_on_end_array(void *ctx)
     sf_json_builder  *jb = ctx;
 
     if (jb->depth == 0 && jb->state == SF_JS_ARRAY) {
-        jb->state = SF_JS_TOP;
+        jb->state = jb->values ? SF_JS_DONE : SF_JS_TOP;
         return 1;
     }
 
@@ -668,6 +753,353 @@ failed:
 done:
 
     yajl_free(h);
+    sf_json_builder_free(jb);
+    free(jb);
+    free(chunk);
+    sf_arena_destroy(a);
+    return rc;
+}
+
+
+/* ---- streams of values: an array's elements, JSON lines ----------------- */
+
+/* A fresh parser after a bad line (yajl cannot be reset). */
+static yajl_handle
+sf_json_lines_parser(sf_json_builder *jb)
+{
+    yajl_handle  h;
+
+    h = yajl_alloc(&sf_json_callbacks, NULL, jb);
+    if (h != NULL) {
+        yajl_config(h, yajl_allow_multiple_values, 1);
+    }
+    return h;
+}
+
+
+/*
+ * JSON lines: the end of a line (or of the file) closes its record.  A
+ * line holds one value, or only white space.  Returns 0 to go on, or the
+ * callback's code to stop.
+ */
+static int
+sf_json_line_end(sf_json_builder *jb, yajl_handle *h, const char *filename,
+    unsigned long line, int blank, int failed, const char *why, size_t col)
+{
+    int       rc;
+    sf_error  e;
+
+    if (!failed) {
+        if (jb->depth > 0 || (jb->completed == 0 && !blank)) {
+            why = "incomplete JSON value (a record must be on one line)";
+            failed = 1;
+        } else if (jb->completed > 1) {
+            why = "more than one JSON value on the line";
+            failed = 1;
+        }
+    }
+
+    if (!failed) {
+        rc = 0;
+        if (jb->completed) {
+            rc = jb->cb(jb->ctx, "", jb->index++, &jb->pending, line,
+                        jb->err);
+        }
+        jb->completed = 0;
+        sf_arena_reset(jb->arena);
+        return rc;
+    }
+
+    jb->completed = 0;
+
+    /* tell the caller, who may skip the line and go on */
+    memset(&e, 0, sizeof(e));
+    sf_error_set(&e, SF_ERR_INVALID, "%s:%lu:%zu: %s", filename, line, col,
+                 why);
+    if (jb->err) {
+        *jb->err = e;
+    }
+
+    rc = jb->cb(jb->ctx, "", -1, NULL, line, jb->err);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* start again on the next line */
+    jb->depth = 0;
+    jb->failed = 0;
+    jb->own_error = 0;
+    sf_arena_reset(jb->arena);
+    yajl_free(*h);
+    *h = sf_json_lines_parser(jb);
+    if (*h == NULL) {
+        return sf_error_set(jb->err, SF_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+
+static int
+sf_json_stream_lines(FILE *f, const char *filename,
+    const sf_json_stream_opts *o, sf_json_builder *jb, char *chunk,
+    sf_error *err)
+{
+    int            rc, blank, failed;
+    char          *p, *end, *nl, *q, msg[256];
+    size_t         n, seg, col_base, consumed;
+    uint64_t       total, last_progress;
+    unsigned long  line;
+    yajl_handle    h;
+    yajl_status    st;
+
+    h = sf_json_lines_parser(jb);
+    if (h == NULL) {
+        return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+
+    rc = 0;
+    total = 0;
+    last_progress = 0;
+    col_base = 0;
+    line = jb->line;
+    blank = 1;
+    failed = 0;
+    msg[0] = '\0';
+    consumed = 0;
+
+    while (rc == 0 && (o->max_bytes == 0 || total < o->max_bytes)) {
+        n = SF_JSON_CHUNK;
+        if (o->max_bytes && o->max_bytes - total < n) {
+            n = (size_t) (o->max_bytes - total);
+        }
+        n = fread(chunk, 1, n, f);
+        if (n == 0) {
+            break;
+        }
+        total += n;
+        end = chunk + n;
+
+        for (p = chunk; rc == 0 && p < end; p += seg) {
+            nl = memchr(p, '\n', (size_t) (end - p));
+            seg = nl ? (size_t) (nl - p) + 1 : (size_t) (end - p);
+
+            if (blank) {
+                for (q = p; q < p + seg; q++) {
+                    if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+                        blank = 0;
+                        break;
+                    }
+                }
+            }
+
+            if (!failed) {
+                jb->line = line;
+                st = yajl_parse(h, (const unsigned char *) p, seg);
+                if (st != yajl_status_ok) {
+                    failed = 1;
+                    consumed = col_base + yajl_get_bytes_consumed(h);
+                    if (jb->failed && !jb->own_error) {
+                        /* the callback stopped the stream */
+                        rc = jb->failed;
+                        break;
+                    }
+                    if (jb->failed) {
+                        snprintf(msg, sizeof(msg), "%.*s",
+                                 (int) sizeof(msg) - 1,
+                                 err ? err->msg : "invalid JSON");
+                    } else {
+                        sf_json_yajl_message(h, p, seg, msg, sizeof(msg));
+                        consumed++;
+                    }
+                }
+            }
+
+            if (nl) {
+                rc = sf_json_line_end(jb, &h, filename, line, blank, failed,
+                                      msg, failed ? consumed : 1);
+                line++;
+                col_base = 0;
+                blank = 1;
+                failed = 0;
+            } else {
+                col_base += seg;
+            }
+        }
+
+        if (o->progress && total - last_progress >= (1 << 20)) {
+            o->progress(jb->ctx, total);
+            last_progress = total;
+        }
+    }
+
+    if (rc == 0 && ferror(f)) {
+        rc = sf_error_set(err, SF_ERR_IO, "%s: read error", filename);
+    }
+
+    if (rc == 0) {
+        /* the last line may lack its newline */
+        if (!failed) {
+            jb->line = line;
+            st = yajl_complete_parse(h);
+            if (st != yajl_status_ok) {
+                failed = 1;
+                if (jb->failed && !jb->own_error) {
+                    rc = jb->failed;
+                } else if (jb->failed) {
+                    snprintf(msg, sizeof(msg), "%.*s",
+                             (int) sizeof(msg) - 1,
+                             err ? err->msg : "invalid JSON");
+                } else {
+                    sf_json_yajl_message(h, "", 0, msg, sizeof(msg));
+                }
+                consumed = col_base + 1;
+            }
+        }
+        if (rc == 0 && (!blank || failed)) {
+            rc = sf_json_line_end(jb, &h, filename, line, blank, failed, msg,
+                                  failed ? consumed : 1);
+        }
+    }
+
+    if (rc == 0 && o->progress) {
+        o->progress(jb->ctx, total);
+    }
+
+    if (h) {
+        yajl_free(h);
+    }
+    return rc;
+}
+
+
+int
+sf_json_stream_values(FILE *f, const char *filename,
+    const sf_json_stream_opts *o, sf_json_element_cb cb, void *ctx,
+    sf_error *err)
+{
+    int               rc;
+    char             *chunk, *p, *end, *nl, msg[256];
+    size_t            n, seg, col_base, consumed;
+    uint64_t          total, last_progress;
+    sf_arena         *a;
+    yajl_handle       h;
+    yajl_status       st;
+    sf_json_builder  *jb;
+
+    chunk = malloc(SF_JSON_CHUNK);
+    jb = malloc(sizeof(sf_json_builder));
+    a = sf_arena_create(0);
+
+    if (chunk == NULL || jb == NULL || a == NULL) {
+        free(chunk);
+        free(jb);
+        sf_arena_destroy(a);
+        return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+
+    sf_json_builder_init(jb, a, err);
+    jb->values = 1;
+    jb->cb = cb;
+    jb->ctx = ctx;
+    jb->member[0] = '\0';
+    if (o->first_line) {
+        jb->line = o->first_line;
+    }
+
+    if (o->format == SF_JSON_LINES) {
+        jb->state = SF_JS_LINES;
+        rc = sf_json_stream_lines(f, filename, o, jb, chunk, err);
+        goto done;
+    }
+
+    /* one array: its elements as a document's member's would be */
+    jb->state = SF_JS_MEMBER;
+    h = yajl_alloc(&sf_json_callbacks, NULL, jb);
+    if (h == NULL) {
+        rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+
+    rc = SF_OK;
+    col_base = 0;
+    total = 0;
+    last_progress = 0;
+    p = chunk;
+    seg = 0;
+
+    while ((n = fread(chunk, 1, SF_JSON_CHUNK, f)) > 0) {
+        total += n;
+        end = chunk + n;
+
+        for (p = chunk; p < end; p += seg) {
+            nl = memchr(p, '\n', (size_t) (end - p));
+            seg = nl ? (size_t) (nl - p) + 1 : (size_t) (end - p);
+
+            st = yajl_parse(h, (const unsigned char *) p, seg);
+            if (st != yajl_status_ok) {
+                goto failed;
+            }
+
+            if (nl) {
+                jb->line++;
+                col_base = 0;
+            } else {
+                col_base += seg;
+            }
+        }
+
+        if (o->progress && total - last_progress >= (1 << 20)) {
+            o->progress(ctx, total);
+            last_progress = total;
+        }
+    }
+
+    if (ferror(f)) {
+        rc = sf_error_set(err, SF_ERR_IO, "%s: read error", filename);
+        goto parsed;
+    }
+
+    p = chunk;
+    seg = 0;
+    st = yajl_complete_parse(h);
+    if (st != yajl_status_ok) {
+        goto failed;
+    }
+
+    if (jb->state != SF_JS_DONE) {
+        rc = sf_error_set(err, SF_ERR_INVALID, "%s:%lu: unexpected end of file",
+                          filename, jb->line);
+    } else if (o->progress) {
+        o->progress(ctx, total);
+    }
+
+    goto parsed;
+
+failed:
+
+    consumed = yajl_get_bytes_consumed(h);
+
+    if (jb->failed) {
+        if (jb->own_error && err != NULL) {
+            snprintf(msg, sizeof(msg), "%.*s", (int) sizeof(msg) - 1,
+                     err->msg);
+            sf_error_set(err, SF_ERR_INVALID, "%s:%lu:%zu: %s", filename,
+                         jb->line, col_base + consumed, msg);
+        }
+        rc = jb->failed;
+
+    } else {
+        sf_json_yajl_message(h, p, seg, msg, sizeof(msg));
+        rc = sf_error_set(err, SF_ERR_INVALID, "%s:%lu:%zu: %s", filename,
+                          jb->line, col_base + consumed + 1, msg);
+    }
+
+parsed:
+
+    yajl_free(h);
+
+done:
+
     sf_json_builder_free(jb);
     free(jb);
     free(chunk);
