@@ -20,6 +20,13 @@
 #define NGX_HTTP_STOREFRONT_USER_ID_MAX    256
 #define NGX_HTTP_STOREFRONT_VARIANTS_MAX   4096
 #define NGX_HTTP_STOREFRONT_PREFIX_MAX     64
+#define NGX_HTTP_STOREFRONT_ATTR_NAME_MAX  64
+#define NGX_HTTP_STOREFRONT_ATTR_VALUE_MAX 1024   /* Attr-* header values */
+#define NGX_HTTP_STOREFRONT_ATTRS_MAX      32     /* profile attributes out */
+#define NGX_HTTP_STOREFRONT_TOKEN_MIN      16
+#define NGX_HTTP_STOREFRONT_TOKEN_MAX      512
+#define NGX_HTTP_STOREFRONT_EVENTS_MAX     10000  /* events per admin POST */
+#define NGX_HTTP_STOREFRONT_UNPROCESSABLE  422
 
 #define NGX_HTTP_STOREFRONT_HDR_USER_ID    0
 #define NGX_HTTP_STOREFRONT_HDR_MINTED     1
@@ -36,7 +43,10 @@ typedef struct {
     ngx_str_t                       db_path;     /* null-terminated */
     size_t                          map_size;
     ngx_int_t                       max_experiments;
-    ngx_flag_t                      enabled;     /* "storefront on" anywhere */
+    ngx_flag_t                      enabled;     /* the database is used:
+                                                    "storefront on" or
+                                                    "storefront_admin"
+                                                    anywhere */
 } ngx_http_storefront_main_conf_t;
 
 
@@ -60,7 +70,34 @@ typedef struct {
     ngx_array_t                    *attributes;  /* of attr_t */
     ngx_str_t                       header_prefix;
     ngx_table_elt_t                *headers;     /* name templates */
+    ngx_table_elt_t                *profile_headers;
+    ngx_array_t                    *profile_attributes;  /* of ngx_str_t,
+                                                            empty: "off" */
+    ngx_table_elt_t                *attr_headers;  /* one per attribute */
+    ngx_flag_t                      admin;
+    ngx_str_t                       admin_token;
 } ngx_http_storefront_loc_conf_t;
+
+
+/*
+ * Who the visitor is, copied into r->pool from the snapshot: segment,
+ * RFM code, lifecycle, tier, tier benefits (compact JSON), points, and the
+ * values of the attributes named by storefront_profile_attributes (as
+ * header-safe text; a value that is absent, null, too long or holds
+ * control characters has value.data == NULL).
+ */
+
+typedef struct {
+    ngx_str_t                       segment;
+    ngx_str_t                       rfm;
+    ngx_str_t                       lifecycle;
+    ngx_str_t                       tier;
+    ngx_str_t                       tier_benefits;
+    ngx_str_t                       points;
+    ngx_keyval_t                   *attrs;
+    ngx_uint_t                      nattrs;
+    unsigned                        found:1;     /* the visitor has one */
+} ngx_http_storefront_profile_t;
 
 
 /*
@@ -76,6 +113,7 @@ typedef struct {
     ngx_keyval_t                   *assigned;    /* in-experiment results */
     ngx_uint_t                      nassigned;
     ngx_http_storefront_cookie_t   *cookie;      /* cookie to set if minted */
+    ngx_http_storefront_profile_t  *profile;     /* NULL: unavailable */
 
     u_char                          anon_buf[NGX_HTTP_STOREFRONT_ID_LEN];
 
@@ -93,6 +131,24 @@ ngx_http_storefront_ctx_t *ngx_http_storefront_decide(ngx_http_request_t *r);
 ngx_int_t ngx_http_storefront_init_worker(ngx_cycle_t *cycle);
 void ngx_http_storefront_exit_worker(ngx_cycle_t *cycle);
 
+/*
+ * The worker's engine state, for handlers that need the database.
+ *
+ * ngx_http_storefront_worker_db() returns the worker's environment, opened
+ * when needed (at most one attempt a second), or NULL when it is
+ * unavailable (logged once).  ngx_http_storefront_snapshot_acquire()
+ * returns the worker's read snapshot renewed, or NULL; the caller copies
+ * what it needs into r->pool and calls ngx_http_storefront_snapshot_release()
+ * before returning to the event loop: a reader is never held across a
+ * yield.  ngx_http_storefront_scratch() is a worker buffer for engine
+ * output (emptied on each call, valid until the next call).
+ */
+sf_db *ngx_http_storefront_worker_db(ngx_http_request_t *r);
+sf_snapshot *ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r);
+void ngx_http_storefront_snapshot_release(void);
+sf_buf *ngx_http_storefront_scratch(void);
+void *ngx_http_storefront_palloc(void *pool, size_t size);
+
 ngx_int_t ngx_http_storefront_identify(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx);
 ngx_int_t ngx_http_storefront_id_init(ngx_conf_t *cf);
@@ -100,10 +156,61 @@ void ngx_http_storefront_random_reset(void);
 
 ngx_table_elt_t *ngx_http_storefront_init_headers(ngx_conf_t *cf,
     ngx_str_t *prefix);
+ngx_int_t ngx_http_storefront_header_name(ngx_conf_t *cf, ngx_str_t *prefix,
+    ngx_str_t *name, ngx_table_elt_t *h);
 ngx_int_t ngx_http_storefront_set_headers(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx);
 
 ngx_int_t ngx_http_storefront_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_storefront_variable_ctx(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t **ctxp);
+
+/* profiles: ngx_http_storefront_profile.c */
+char *ngx_http_storefront_profile_attributes(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_storefront_profile_merge(ngx_conf_t *cf,
+    ngx_http_storefront_loc_conf_t *prev,
+    ngx_http_storefront_loc_conf_t *conf, ngx_uint_t prefix_inherited);
+ngx_int_t ngx_http_storefront_profile_lookup(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
+    sf_snapshot *snapshot, const sf_value *request_attributes,
+    sf_value *attributes);
+ngx_int_t ngx_http_storefront_profile_headers(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx);
+ngx_int_t ngx_http_storefront_add_profile_variables(ngx_conf_t *cf);
+ngx_uint_t ngx_http_storefront_header_safe(u_char *p, size_t len);
+
+/* the admin endpoint: ngx_http_storefront_admin.c */
+char *ngx_http_storefront_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_storefront_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
+ * Helpers for the module's HTTP endpoints: ngx_http_storefront_api.c.
+ *
+ * ngx_http_storefront_request_body() gives the request body read by
+ * ngx_http_read_client_request_body() as one contiguous buffer, from
+ * memory buffers or the temporary file (NUL-terminated, not counted).
+ * ngx_http_storefront_send_json() sends a complete response with
+ * Content-Type application/json and Cache-Control no-store; the data must
+ * live until the request ends (r->pool).  ngx_http_storefront_send_error()
+ * sends {"error":"<message>"} (nginx's ngx_sprintf formats).
+ * ngx_http_storefront_bearer() checks "Authorization: Bearer <token>" in
+ * constant time and returns NGX_OK, NGX_DECLINED (no such header) or
+ * NGX_ERROR (wrong token).  Handlers return what the send functions
+ * return, or pass it to ngx_http_finalize_request().
+ */
+ngx_int_t ngx_http_storefront_request_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+ngx_int_t ngx_http_storefront_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len);
+ngx_int_t ngx_http_storefront_send_buf(ngx_http_request_t *r,
+    ngx_uint_t status, sf_buf *b);
+ngx_int_t ngx_http_storefront_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...);
+ngx_int_t ngx_http_storefront_bearer(ngx_http_request_t *r,
+    ngx_str_t *token);
 
 
 extern ngx_module_t  ngx_http_storefront_module;

@@ -4,11 +4,14 @@
  *
  * Each worker opens the environment once, keeps one read snapshot,
  * renews it for a decision and resets it before returning, so no reader
- * is held across an event loop iteration.  When the environment cannot be
- * opened or read, requests are served without decisions (status
- * "unavailable"), one error is logged per worker, and opening is retried
- * at most once a second, so a database created later is picked up
- * without a reload.
+ * is held across an event loop iteration.  The decision reads the
+ * visitor's profile (ngx_http_storefront_profile.c) and evaluates every
+ * experiment with the attributes built from it.  When the environment
+ * cannot be opened or read, requests are served without decisions
+ * (status "unavailable"), one error is logged per worker, and opening is
+ * retried at most once a second, so a database created later is picked
+ * up without a reload.  Other handlers (the admin endpoint) use the same
+ * environment and snapshot through the accessors below.
  */
 
 
@@ -19,12 +22,16 @@
 #include "ngx_http_storefront.h"
 
 
+#define NGX_HTTP_STOREFRONT_SCRATCH_KEEP  (256 * 1024)
+
+
 typedef struct {
     ngx_http_storefront_main_conf_t  *smcf;
     sf_db                            *db;
     sf_snapshot                      *snapshot;
     sf_assignment                    *out;
     size_t                            max;
+    sf_buf                            scratch;
     time_t                            next_open;
     unsigned                          failing:1;
     unsigned                          too_many:1;
@@ -58,6 +65,8 @@ ngx_http_storefront_init_worker(ngx_cycle_t *cycle)
     w = &ngx_http_storefront_worker;
 
     ngx_memzero(w, sizeof(ngx_http_storefront_worker_t));
+
+    sf_buf_init(&w->scratch);
 
     ngx_http_storefront_random_reset();
 
@@ -97,6 +106,8 @@ ngx_http_storefront_exit_worker(ngx_cycle_t *cycle)
     w = &ngx_http_storefront_worker;
 
     ngx_http_storefront_close();
+
+    sf_buf_free(&w->scratch);
 
     if (w->out) {
         ngx_free(w->out);
@@ -291,9 +302,10 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
 {
     int                            rc;
     size_t                         n;
-    sf_value                       attrs;
+    sf_value                       attrs, all;
     sf_error                       err;
     sf_request                     req;
+    sf_snapshot                   *snapshot;
     ngx_http_storefront_worker_t  *w;
 
     w = &ngx_http_storefront_worker;
@@ -303,37 +315,32 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (w->snapshot == NULL) {
-        if (ngx_time() < w->next_open) {
-            return NGX_OK;
-        }
-
-        ngx_http_storefront_open(r->connection->log);
-
-        if (w->snapshot == NULL) {
-            return NGX_OK;
-        }
+    if (ngx_http_storefront_attributes(r, slcf, ctx, &attrs) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_storefront_attributes(r, slcf, ctx, &attrs) != NGX_OK) {
+    snapshot = ngx_http_storefront_snapshot_acquire(r);
+
+    if (snapshot == NULL) {
+        return NGX_OK;
+    }
+
+    /* the conditions see the visitor's profile and the request's facts */
+
+    if (ngx_http_storefront_profile_lookup(r, slcf, ctx, snapshot, &attrs,
+                                           &all)
+        != NGX_OK)
+    {
+        ngx_http_storefront_snapshot_release();
         return NGX_ERROR;
     }
 
     err.code = 0;
     err.msg[0] = '\0';
 
-    rc = sf_snapshot_renew(w->snapshot, &err);
-
-    if (rc != SF_OK) {
-        /* the environment may have been replaced: reopen it later */
-        ngx_http_storefront_close();
-        ngx_http_storefront_fail(r->connection->log, "cannot be read", &err);
-        return NGX_OK;
-    }
-
     ngx_memzero(&req, sizeof(sf_request));
 
-    req.attributes = &attrs;
+    req.attributes = &all;
     req.url = (const char *) r->unparsed_uri.data;
     req.url_len = r->unparsed_uri.len;
     req.qa_override = slcf->qa_override ? 1 : 0;
@@ -342,7 +349,7 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
 
     n = 0;
 
-    rc = sf_evaluate_all(w->snapshot, &req, w->out, w->max, &n, &err);
+    rc = sf_evaluate_all(snapshot, &req, w->out, w->max, &n, &err);
 
     if (rc == SF_ERR_TOO_MANY) {
         if (!w->too_many) {
@@ -358,7 +365,8 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     }
 
     if (rc != SF_OK) {
-        sf_snapshot_reset(w->snapshot);
+        ngx_http_storefront_snapshot_release();
+        ctx->profile = NULL;
         ngx_http_storefront_fail(r->connection->log, "evaluation failed",
                                  &err);
         return NGX_OK;
@@ -367,11 +375,11 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     /* the results point into the snapshot: copy them before the reset */
 
     if (ngx_http_storefront_collect(r, ctx, w->out, n) != NGX_OK) {
-        sf_snapshot_reset(w->snapshot);
+        ngx_http_storefront_snapshot_release();
         return NGX_ERROR;
     }
 
-    sf_snapshot_reset(w->snapshot);
+    ngx_http_storefront_snapshot_release();
 
     if (w->failing) {
         w->failing = 0;
@@ -383,6 +391,100 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     ctx->available = 1;
 
     return NGX_OK;
+}
+
+
+sf_db *
+ngx_http_storefront_worker_db(ngx_http_request_t *r)
+{
+    ngx_http_storefront_worker_t  *w;
+
+    w = &ngx_http_storefront_worker;
+
+    if (w->smcf == NULL) {
+        /* not a worker of a configuration that uses the database */
+        return NULL;
+    }
+
+    if (w->db == NULL) {
+        if (ngx_time() < w->next_open) {
+            return NULL;
+        }
+
+        ngx_http_storefront_open(r->connection->log);
+    }
+
+    return w->db;
+}
+
+
+sf_snapshot *
+ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r)
+{
+    int                            rc;
+    sf_error                       err;
+    ngx_http_storefront_worker_t  *w;
+
+    w = &ngx_http_storefront_worker;
+
+    if (ngx_http_storefront_worker_db(r) == NULL || w->snapshot == NULL) {
+        return NULL;
+    }
+
+    err.code = 0;
+    err.msg[0] = '\0';
+
+    rc = sf_snapshot_renew(w->snapshot, &err);
+
+    if (rc != SF_OK) {
+        /* the environment may have been replaced: reopen it later */
+        ngx_http_storefront_close();
+        ngx_http_storefront_fail(r->connection->log, "cannot be read", &err);
+        return NULL;
+    }
+
+    return w->snapshot;
+}
+
+
+void
+ngx_http_storefront_snapshot_release(void)
+{
+    ngx_http_storefront_worker_t  *w;
+
+    w = &ngx_http_storefront_worker;
+
+    if (w->snapshot) {
+        sf_snapshot_reset(w->snapshot);
+    }
+}
+
+
+sf_buf *
+ngx_http_storefront_scratch(void)
+{
+    ngx_http_storefront_worker_t  *w;
+
+    w = &ngx_http_storefront_worker;
+
+    if (w->scratch.cap > NGX_HTTP_STOREFRONT_SCRATCH_KEEP) {
+        /* a large admin response is not kept for the worker's life */
+        sf_buf_free(&w->scratch);
+        sf_buf_init(&w->scratch);
+    }
+
+    w->scratch.len = 0;
+
+    return &w->scratch;
+}
+
+
+/* an sf_alloc_fn over a pool: engine values built for one request */
+
+void *
+ngx_http_storefront_palloc(void *pool, size_t size)
+{
+    return ngx_palloc(pool, size);
 }
 
 

@@ -34,10 +34,9 @@ static ngx_str_t  ngx_http_storefront_header_names[] = {
 ngx_table_elt_t *
 ngx_http_storefront_init_headers(ngx_conf_t *cf, ngx_str_t *prefix)
 {
-    size_t            len;
-    u_char           *p;
+    ngx_str_t        *name;
     ngx_uint_t        i;
-    ngx_table_elt_t  *headers, *h;
+    ngx_table_elt_t  *headers;
 
     headers = ngx_pcalloc(cf->pool,
                           NGX_HTTP_STOREFRONT_NHEADERS
@@ -47,27 +46,45 @@ ngx_http_storefront_init_headers(ngx_conf_t *cf, ngx_str_t *prefix)
     }
 
     for (i = 0; i < NGX_HTTP_STOREFRONT_NHEADERS; i++) {
-        h = &headers[i];
+        name = &ngx_http_storefront_header_names[i];
 
-        len = prefix->len + ngx_http_storefront_header_names[i].len;
-
-        p = ngx_pnalloc(cf->pool, 2 * len);
-        if (p == NULL) {
+        if (ngx_http_storefront_header_name(cf, prefix, name, &headers[i])
+            != NGX_OK)
+        {
             return NULL;
         }
-
-        h->key.len = len;
-        h->key.data = p;
-
-        p = ngx_cpymem(p, prefix->data, prefix->len);
-        p = ngx_cpymem(p, ngx_http_storefront_header_names[i].data,
-                       ngx_http_storefront_header_names[i].len);
-
-        h->lowcase_key = p;
-        h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, len);
     }
 
     return headers;
+}
+
+
+/* a header template: prefix + name, its lowercase form and hash */
+
+ngx_int_t
+ngx_http_storefront_header_name(ngx_conf_t *cf, ngx_str_t *prefix,
+    ngx_str_t *name, ngx_table_elt_t *h)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = prefix->len + name->len;
+
+    p = ngx_pnalloc(cf->pool, 2 * len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->key.len = len;
+    h->key.data = p;
+
+    p = ngx_cpymem(p, prefix->data, prefix->len);
+    p = ngx_cpymem(p, name->data, name->len);
+
+    h->lowcase_key = p;
+    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, len);
+
+    return NGX_OK;
 }
 
 
@@ -125,6 +142,10 @@ ngx_http_storefront_set_headers(ngx_http_request_t *r,
 #if (nginx_version >= 1023000)
         h->next = NULL;
 #endif
+    }
+
+    if (ngx_http_storefront_profile_headers(r, slcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (r == r->main) {

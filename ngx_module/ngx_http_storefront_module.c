@@ -101,6 +101,27 @@ static ngx_command_t  ngx_http_storefront_commands[] = {
       0,
       NULL },
 
+    { ngx_string("storefront_profile_attributes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_storefront_profile_attributes,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("storefront_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_storefront_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("storefront_admin_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_storefront_admin_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -136,10 +157,27 @@ ngx_module_t  ngx_http_storefront_module = {
 };
 
 
+/* set by the module, and computed from the profile (these win) */
+
 static ngx_str_t  ngx_http_storefront_reserved[] = {
     ngx_string("id"),
     ngx_string("anonymous_id"),
     ngx_string("logged_in"),
+    ngx_string("segment"),
+    ngx_string("rfm"),
+    ngx_string("rfm_r"),
+    ngx_string("rfm_f"),
+    ngx_string("rfm_m"),
+    ngx_string("lifecycle"),
+    ngx_string("tier"),
+    ngx_string("points"),
+    ngx_string("orders"),
+    ngx_string("returns"),
+    ngx_string("monetary"),
+    ngx_string("spend_365"),
+    ngx_string("days_since_last_order"),
+    ngx_string("categories"),
+    ngx_string("top_category"),
     ngx_null_string
 };
 
@@ -658,7 +696,11 @@ ngx_http_storefront_is_token(ngx_str_t *s)
 static ngx_int_t
 ngx_http_storefront_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_storefront_add_variables(cf);
+    if (ngx_http_storefront_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_storefront_add_profile_variables(cf);
 }
 
 
@@ -744,6 +786,11 @@ ngx_http_storefront_create_loc_conf(ngx_conf_t *cf)
      *     conf->attributes = NULL;
      *     conf->header_prefix = { 0, NULL };
      *     conf->headers = NULL;
+     *     conf->profile_headers = NULL;
+     *     conf->profile_attributes = NULL;
+     *     conf->attr_headers = NULL;
+     *     conf->admin = 0;
+     *     conf->admin_token = { 0, NULL };
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -760,7 +807,22 @@ ngx_http_storefront_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_storefront_loc_conf_t *conf = child;
 
     ngx_str_t                         name, domain, path;
+    ngx_uint_t                        prefix_inherited;
     ngx_http_storefront_main_conf_t  *smcf;
+
+    ngx_conf_merge_str_value(conf->admin_token, prev->admin_token, "");
+
+    if (conf->admin) {
+        if (conf->admin_token.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"storefront_admin\" requires "
+                               "\"storefront_admin_token\"");
+            return NGX_CONF_ERROR;
+        }
+
+        /* the admin API is not a storefront page: no decision, no cookie */
+        conf->enable = 0;
+    }
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->qa_override, prev->qa_override, 0);
@@ -792,9 +854,12 @@ ngx_http_storefront_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
+    prefix_inherited = 0;
+
     if (conf->header_prefix.data == NULL) {
         conf->header_prefix = prev->header_prefix;
         conf->headers = prev->headers;
+        prefix_inherited = 1;
     }
 
     if (conf->header_prefix.data == NULL) {
@@ -807,6 +872,26 @@ ngx_http_storefront_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (conf->headers == NULL) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_storefront_profile_merge(cf, prev, conf, prefix_inherited)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->admin) {
+        smcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_storefront_module);
+
+        if (smcf->db_path.data == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no \"storefront_db\" is defined "
+                               "for \"storefront_admin\"");
+            return NGX_CONF_ERROR;
+        }
+
+        smcf->enabled = 1;
     }
 
     if (conf->enable) {

@@ -21,8 +21,6 @@
 #define NGX_HTTP_STOREFRONT_VAR_MINTED     4
 
 
-static ngx_int_t ngx_http_storefront_variable_ctx(ngx_http_request_t *r,
-    ngx_http_storefront_ctx_t **ctxp);
 static ngx_int_t ngx_http_storefront_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_storefront_variant_variable(ngx_http_request_t *r,
@@ -80,7 +78,12 @@ ngx_http_storefront_add_variables(ngx_conf_t *cf)
 }
 
 
-static ngx_int_t
+/*
+ * The decision of the request for a variable: made now in a location with
+ * "storefront on" when it was not made yet; NULL without one.
+ */
+
+ngx_int_t
 ngx_http_storefront_variable_ctx(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t **ctxp)
 {
