@@ -126,6 +126,37 @@ typedef struct {
 } ngx_http_storefront_ctx_t;
 
 
+/*
+ * The decision chain.  Features built on the decision (page layouts, ads,
+ * exposure counting) chain themselves in postconfiguration, as nginx's
+ * filters do:
+ *
+ *     next_decision = ngx_http_storefront_top_decision;
+ *     ngx_http_storefront_top_decision = my_decision;
+ *
+ * and call next_decision when done.  They run once per request, after the
+ * experiments, while the snapshot is held: facts point into it and into
+ * the worker's memory, so anything kept must be copied into r->pool.
+ */
+
+typedef struct {
+    sf_snapshot                    *snapshot;
+    const sf_value                 *attributes;  /* profile, computed
+                                                    values, request's own */
+    const sf_assignment            *assignments;
+    size_t                          nassignments;
+    int64_t                         now;
+} ngx_http_storefront_facts_t;
+
+typedef ngx_int_t (*ngx_http_storefront_decision_pt)(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
+
+extern ngx_http_storefront_decision_pt  ngx_http_storefront_top_decision;
+
+ngx_int_t ngx_http_storefront_last_decision(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
+
+
 ngx_http_storefront_ctx_t *ngx_http_storefront_get_ctx(ngx_http_request_t *r);
 ngx_http_storefront_ctx_t *ngx_http_storefront_decide(ngx_http_request_t *r);
 ngx_int_t ngx_http_storefront_init_worker(ngx_cycle_t *cycle);

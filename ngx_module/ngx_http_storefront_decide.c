@@ -55,6 +55,9 @@ static ngx_uint_t ngx_http_storefront_safe(const char *s, size_t len);
 
 static ngx_http_storefront_worker_t  ngx_http_storefront_worker;
 
+ngx_http_storefront_decision_pt  ngx_http_storefront_top_decision =
+    ngx_http_storefront_last_decision;
+
 
 ngx_int_t
 ngx_http_storefront_init_worker(ngx_cycle_t *cycle)
@@ -306,6 +309,7 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     sf_error                       err;
     sf_request                     req;
     sf_snapshot                   *snapshot;
+    ngx_http_storefront_facts_t    facts;
     ngx_http_storefront_worker_t  *w;
 
     w = &ngx_http_storefront_worker;
@@ -379,6 +383,19 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* the features built on the decision, while the snapshot is held */
+
+    facts.snapshot = snapshot;
+    facts.attributes = &all;
+    facts.assignments = w->out;
+    facts.nassignments = n;
+    facts.now = req.now;
+
+    if (ngx_http_storefront_top_decision(r, ctx, &facts) != NGX_OK) {
+        ngx_http_storefront_snapshot_release();
+        return NGX_ERROR;
+    }
+
     ngx_http_storefront_snapshot_release();
 
     if (w->failing) {
@@ -390,6 +407,16 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
 
     ctx->available = 1;
 
+    return NGX_OK;
+}
+
+
+/* the end of the decision chain */
+
+ngx_int_t
+ngx_http_storefront_last_decision(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts)
+{
     return NGX_OK;
 }
 
