@@ -40,7 +40,7 @@ typedef struct {
 } sf_pg_header;
 
 typedef struct {
-    sf_pg_str  name, fragment, fallback;
+    sf_pg_str  name, fragment, fallback, ad_slot;
     uint32_t   vary;
     uint32_t   pad;
 } sf_pg_module;
@@ -436,6 +436,18 @@ sf_pg_modules(sf_pg_builder *b)
             mod.fallback = sf_pg_string(b, f->u.str.p, f->u.str.len);
         }
 
+        f = sf_value_member(&m->value, "ad_slot", 7);
+        if (f != NULL) {
+            if (f->type != SF_STRING || !sf_pg_name_ok(f->u.str.p,
+                                                       f->u.str.len))
+            {
+                return sf_error_set(b->err, SF_ERR_INVALID, "module \"%.*s\": "
+                                    "\"ad_slot\" must name a slot type",
+                                    (int) m->name_len, m->name);
+            }
+            mod.ad_slot = sf_pg_string(b, f->u.str.p, f->u.str.len);
+        }
+
         v = sf_value_member(&m->value, "vary", 4);
         for (j = 0; v != NULL && j < (v->type == SF_ARRAY ? v->u.arr.n : 1);
              j++)
@@ -785,6 +797,7 @@ sf_pages_compile(const sf_value *doc, sf_buf *out, sf_error *err)
             sf_pg_reloc(&m->name, base);
             sf_pg_reloc(&m->fragment, base);
             sf_pg_reloc(&m->fallback, base);
+            sf_pg_reloc(&m->ad_slot, base);
         }
         for (n = 0; n < h.nlayouts; n++) {
             sf_pg_reloc(&((sf_pg_layout *) b->layouts.data)[n].name, base);
@@ -960,6 +973,8 @@ sf_pg_module_out(const void *blob, const sf_pg_header *h, uint32_t idx,
     out->fallback = sf_pg_ptr(blob, mod.fallback);
     out->fallback_len = mod.fallback.len;
     out->vary = mod.vary;
+    out->ad_slot = mod.ad_slot.len ? sf_pg_ptr(blob, mod.ad_slot) : NULL;
+    out->ad_slot_len = mod.ad_slot.len;
 }
 
 

@@ -178,6 +178,7 @@ typedef struct {
     uint64_t         max_bytes;    /* JSON lines: read no further (0: to
                                     * the end; split files at newlines) */
     sf_progress_cb   progress;     /* may be NULL */
+    unsigned long    lines_read;   /* set: the lines read (JSON lines) */
 } sf_json_stream_opts;
 
 /*
@@ -189,7 +190,7 @@ typedef struct {
  * cb returns 0 to skip it and go on, non-zero to stop.
  */
 int sf_json_stream_values(FILE *f, const char *filename,
-    const sf_json_stream_opts *opts, sf_json_element_cb cb, void *ctx,
+    sf_json_stream_opts *opts, sf_json_element_cb cb, void *ctx,
     sf_error *err);
 
 
@@ -668,7 +669,9 @@ int sf_push_request_from_json(const sf_value *v, int64_t now_ms,
 /*
  * Page layouts are imported as one object:
  *   "modules":  {"hero": {"fragment": "/fragments/hero", "fallback": "",
- *                         "vary": ["segment"]}, ...}
+ *                         "vary": ["segment"]},
+ *                "ad-top": {"fragment": "/fragments/ad", "ad_slot": "banner"},
+ *                ...}            (a module with "ad_slot" is filled by ads)
  *   "layouts":  {"home-default": [{"module": "hero", "params": {...}},
  *                                 {"layout": "common-footer"},
  *                                 {"derive": "cross_sell", "module":
@@ -701,6 +704,8 @@ typedef struct {
     const char  *params;          /* "a=1&b=x", URL-encoded */
     size_t       params_len;
     unsigned     vary;            /* SF_VARY_*: what the fragment varies by */
+    const char  *ad_slot;         /* an ad slot of this type, or NULL */
+    size_t       ad_slot_len;
 } sf_page_module;
 
 typedef enum {

@@ -21,7 +21,8 @@ static const char  *doc =
     "  \"new\":{\"fragment\":\"/fragments/new\"},"
     "  \"sale\":{\"fragment\":\"/fragments/sale\"},"
     "  \"rec\":{\"fragment\":\"/fragments/recommend\"},"
-    "  \"footer\":{\"fragment\":\"/fragments/footer\"}},"
+    "  \"footer\":{\"fragment\":\"/fragments/footer\"},"
+    "  \"ad\":{\"fragment\":\"/fragments/ad\",\"ad_slot\":\"banner\"}},"
     " \"layouts\":{"
     "  \"base\":[{\"module\":\"footer\"}],"
     "  \"home-default\":[{\"module\":\"hero\",\"params\":{\"banner\":"
@@ -31,7 +32,8 @@ static const char  *doc =
     "\"organic\":5}},{\"derive\":\"cross_sell\",\"module\":\"rec\",\"max\":2},"
     "{\"layout\":\"base\"}],"
     "  \"home-sale\":[{\"module\":\"sale\"},{\"layout\":\"home-default\"}],"
-    "  \"home-b\":[{\"module\":\"new\"},{\"module\":\"best\"}]},"
+    "  \"home-b\":[{\"module\":\"new\"},{\"module\":\"ad\"},"
+    "{\"module\":\"best\"}]},"
     " \"pages\":{\"home\":{\"default\":\"home-default\",\"rules\":["
     "  {\"name\":\"double-11\",\"from\":\"2026-11-11\",\"to\":\"2026-11-12\","
     "\"layout\":\"home-sale\"},"
@@ -148,9 +150,13 @@ main(void)
     sf_page_decide(blob.data, blob.len, "home", 4, &a, &as, 1, nov10,
                    arena_alloc, arena, &d);
     modules_text(&d, text, sizeof(text));
-    tap_ok(strcmp(text, "new;best") == 0
+    tap_ok(strcmp(text, "new;ad;best") == 0
            && d.trace[2].outcome == SF_PAGE_RULE_MATCHED,
            "an experiment's variation chooses the layout: %s", text);
+    tap_ok(d.modules[1].ad_slot_len == 6
+           && memcmp(d.modules[1].ad_slot, "banner", 6) == 0
+           && d.modules[0].ad_slot == NULL,
+           "an ad slot's position and type come with the layout");
 
     as.layout = "nope";
     as.layout_len = 4;
