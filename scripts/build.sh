@@ -14,12 +14,13 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Build: compiler, make, nginx + headers, LMDB, yajl.
-# Tests: perl (prove, core modules), curl; benchmarks: wrk.
+# Tests: perl (prove, core modules), curl, faketime (a moved clock for
+# nginx), chromium (pages checked in a real browser); benchmarks: wrk.
 packages=(
     gcc make libc6-dev
     nginx-core nginx-dev
     liblmdb-dev lmdb-utils libyajl-dev
-    perl curl wrk
+    perl curl faketime chromium wrk
 )
 
 missing_packages() {
