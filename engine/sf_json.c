@@ -841,7 +841,7 @@ sf_json_line_end(sf_json_builder *jb, yajl_handle *h, const char *filename,
 
 static int
 sf_json_stream_lines(FILE *f, const char *filename,
-    const sf_json_stream_opts *o, sf_json_builder *jb, char *chunk,
+    sf_json_stream_opts *o, sf_json_builder *jb, char *chunk,
     sf_error *err)
 {
     int            rc, blank, failed;
@@ -938,7 +938,7 @@ sf_json_stream_lines(FILE *f, const char *filename,
 
     if (rc == 0) {
         /* the last line may lack its newline */
-        if (!failed) {
+        if (!failed && !blank) {
             jb->line = line;
             st = yajl_complete_parse(h);
             if (st != yajl_status_ok) {
@@ -965,6 +965,10 @@ sf_json_stream_lines(FILE *f, const char *filename,
         o->progress(jb->ctx, total);
     }
 
+    /* a last line without its newline counts too */
+    o->lines_read = line - (o->first_line ? o->first_line : 1)
+                    + (col_base > 0);
+
     if (h) {
         yajl_free(h);
     }
@@ -974,7 +978,7 @@ sf_json_stream_lines(FILE *f, const char *filename,
 
 int
 sf_json_stream_values(FILE *f, const char *filename,
-    const sf_json_stream_opts *o, sf_json_element_cb cb, void *ctx,
+    sf_json_stream_opts *o, sf_json_element_cb cb, void *ctx,
     sf_error *err)
 {
     int               rc;

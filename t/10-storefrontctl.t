@@ -172,8 +172,8 @@ $r = ctl('--db', $db2, 'export');
 is($r->{out}, $export->{out}, 'export -> import -> export is identical');
 
 $r = ctl('--db', $db, 'import', $ex1, '--replace');
-is($r->{out}, "imported 8 experiments into $db (0 removed)\n",
-   'reimport with --replace: summary');
+is($r->{out}, "imported 8 experiments and rules into $db (0 removed)\n",
+   'reimport with --replace: summary (the export carries the rules)');
 is(ctl('--db', $db, 'export')->{out}, $export->{out},
    'reimport into the same database: identical export');
 
@@ -267,10 +267,12 @@ is($r->{code}, 0, 'explain text: exit 0');
 like($r->{out}, qr/^attributes \{"id":"1"\}$/m, 'explain text: attributes');
 like($r->{out}, qr/^EXPERIMENT\s+IN\s+VARIATION\s+KEY\s+HASH\s+SEED/m,
      'explain text: header');
-like($r->{out}, qr/^my-test\s+yes\s+1\s+green\s+0\.\d+\s+my-test\s+id\s+assigned\s+\{"color":"green"/m,
-     'explain text: assigned row');
-like($r->{out}, qr/^off\s+no\s+0\s+0\s+-\s+off\s+\S+\s+inactive\s/m,
+like($r->{out}, qr/^my-test\s+yes\s+1\s+green\s+0\.\d+\s+my-test\s+id\s+-\s+assigned\s+\{"color":"green"/m,
+     'explain text: assigned row (no condition)');
+like($r->{out}, qr/^off\s+no\s+0\s+0\s+-\s+off\s+\S+\s+-\s+inactive\s/m,
      'explain text: inactive row');
+like($r->{out}, qr/^1: no profile: defaults/m,
+     'explain text: a user without a profile gets the defaults');
 
 # custom hash attribute, attributes and "last wins"
 my $cdb = "$tmp/custom";
@@ -326,7 +328,9 @@ import_fails('truncated JSON', <<'EOF', qr/\d+(:\d+)?: /, '--replace');
 {"experiments": [
   {"key": "new-one", "variations": [0, 1]},
 EOF
-import_fails('not an object', "[1, 2]\n", qr/1:\d+: /);
+import_fails('an array of non-objects', "[1, 2]\n",
+             qr/1: profile: a profile must be a JSON object/);
+import_fails('not JSON', "experiments\n", qr/1:\d+: /);
 import_fails('weights not numbers', <<'EOF', qr/3: experiment "w-bad": \S/);
 {"experiments": [
   {"key": "new-one", "variations": [0, 1]},
@@ -359,10 +363,10 @@ EOF
 import_fails('experiments not an array', <<'EOF', qr/1: .*"experiments" must be an array/);
 {"experiments": {"key": "x"}}
 EOF
-import_fails('unknown member', <<'EOF', qr/3: unknown member "profiles"/);
+import_fails('unknown member', <<'EOF', qr/3: unknown member "campaign" \(known: "experiments", "profiles", "rules"\)/);
 {"experiments": [
   {"key": "new-one", "variations": [0, 1]}],
- "profiles": [{"id": "u1"}]
+ "campaign": [{"id": "u1"}]
 }
 EOF
 
@@ -408,8 +412,10 @@ is_deeply([ map { $_->{key} } @{ $list->{experiments} } ],
 $r = ctl('--db', $db, 'import', '--replace', spew('empty.json', "{}\n"));
 is($r->{code}, 0, 'empty --replace: exit 0');
 is(ctl('--db', $db, 'list')->{out}, "no experiments\n", 'empty: list');
-is(ctl('--db', $db, 'export')->{out}, qq({"experiments":[]}\n),
-   'empty: export');
+my $empty = ctl('--db', $db, 'export')->{out};
+like($empty, qr/^\{"experiments":\[\],\n"rules":\{"rfm":/, 'empty: export');
+is(ref(eval { $json->decode($empty) }->{rules}), 'HASH',
+   'empty: export has the rules');
 
 # STOREFRONT_DB and --map-size
 {
