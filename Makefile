@@ -60,9 +60,12 @@ $(LIB): $(ENGINE_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/storefrontctl: engine/storefrontctl.c $(LIB)
+# the command-line tool: storefrontctl.c dispatches to one ctl_*.c per concern
+CTL_SRCS    := engine/storefrontctl.c $(wildcard engine/ctl_*.c)
+
+$(B)/storefrontctl: $(CTL_SRCS) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $(CTL_SRCS) -o $@ $(LIB) $(LDLIBS)
 
 $(B)/tests/%: engine/tests/%.c $(LIB)
 	@mkdir -p $(@D)

@@ -577,6 +577,58 @@ typedef struct {
     int64_t      time;
 } sf_exposure;
 
+/* -- experiment reports (sf_experiment_info.c): what the stats endpoint,
+ *    the status page, the metrics and storefrontctl stats show -- */
+
+/* An experiment's set-up as stored; strings NUL-terminated in the arena. */
+typedef struct {
+    const char    *key;
+    const char    *name;               /* "" when none */
+    size_t         nvariations;
+    const char   **variation_keys;     /* meta[].key, else the index */
+    const char   **variation_names;    /* meta[].name, else "" */
+    double        *weights;            /* the split in force (GrowthBook's
+                                          equal weights when not given) */
+    int            weights_given;
+    double         coverage;           /* 1 when not given */
+    int            active;
+    unsigned       bucket_version;     /* re-randomisations so far */
+    const char    *seed;               /* seed in force (key when none) */
+    const char    *hash_attribute;     /* "id" when not given */
+} sf_experiment_info;
+
+int sf_experiment_info_get(const void *rec, size_t len, sf_arena *a,
+    sf_experiment_info *info, sf_error *err);
+
+typedef struct sf_snapshot  sf_snapshot;     /* see the LMDB environment */
+
+/* One experiment: set-up, counts and statistics (arrays of nvariations). */
+typedef struct {
+    sf_experiment_info    info;
+    sf_arm_counts        *counts;
+    sf_arm_stats         *arms;
+    double               *rate_ci_low;     /* 95% CI of each arm's rate */
+    double               *rate_ci_high;
+    sf_experiment_stats   summary;
+    const char           *status;  /* "not enough data", "sample ratio
+                                      mismatch", "significant",
+                                      "not significant" */
+} sf_experiment_report;
+
+/*
+ * Every experiment of the snapshot (or only key, when key_len > 0) with
+ * its counts and statistics, allocated in the arena: the result stays
+ * valid after the snapshot is reset.  SF_ERR_NOT_FOUND for a key that is
+ * not there.
+ */
+int sf_report_collect(sf_snapshot *s, const char *key, size_t key_len,
+    sf_arena *a, sf_experiment_report **out, size_t *n, sf_error *err);
+/* {"generated_at":..,"experiments":[...]} (see sf_experiment_info.c). */
+int sf_report_json(const sf_experiment_report *r, size_t n, int64_t now,
+    sf_buf *out);
+
+/* -- end of experiment reports -- */
+
 
 /* ---- push decisions ------------------------------------------------------ */
 
@@ -831,6 +883,11 @@ int sf_ads_decide(const void *blob, size_t len, const char *page,
     uint64_t seed, sf_ad_decision *d);
 /* The user's state after the impressions of d (for sf_txn_put_ad_state). */
 int sf_ads_state_record(const void *blob, size_t len, const void *state,
+    size_t state_len, const sf_ad_decision *d, int64_t now_ms, sf_buf *out);
+/* -- added with the nginx module: the same in time proportional to the
+ * state's size (the per-request path); entries of campaigns not shown are
+ * copied as they are.  d must come from sf_ads_decide on the same blob. */
+int sf_ads_state_add(const void *blob, size_t len, const void *state,
     size_t state_len, const sf_ad_decision *d, int64_t now_ms, sf_buf *out);
 /* Looks a creative up for a click: its landing URL and advertiser. */
 int sf_ads_find_creative(const void *blob, size_t len, const char *campaign,

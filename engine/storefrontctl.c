@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "storefront.h"
+#include "ctl_push.h"
+#include "ctl_stats.h"
 
 
 #ifndef SF_VERSION
@@ -735,6 +737,16 @@ typedef struct {
     ctl_section_handler   handler;
 } ctl_section;
 
+/* A member handled in another file (ctl_*.c): check, then write. */
+#define CTL_MAX_EXTRAS  8
+
+typedef struct {
+    const char  *name;
+    int        (*check)(const sf_value *v, sf_error *err);
+    int        (*put)(sf_txn *txn, sf_db *db, const sf_value *v,
+                      sf_error *err);
+} ctl_extra;
+
 typedef struct {
     int           replace;
     int           skip_bad;
@@ -761,6 +773,11 @@ struct ctl_import {
     size_t           *slots;        /* hash of keys: index + 1, 0 empty */
     size_t            nslots;
     sf_buf            compiled;
+
+    /* members handled by other files (ctl_extras), compact JSON */
+    sf_buf            extra_json[CTL_MAX_EXTRAS];
+    unsigned long     extra_line[CTL_MAX_EXTRAS];
+    int               have_extra[CTL_MAX_EXTRAS];
 
     /* rules */
     sf_rules          rules_base;   /* in force when the import began */
@@ -1552,6 +1569,107 @@ ctl_import_profile(ctl_import *im, long index, const sf_value *el,
 }
 
 
+/*
+ * Members of an import document that other files handle: checked while the
+ * file is read, written in the transaction of the experiments and rules.
+ */
+static int
+ctl_push_put(sf_txn *txn, sf_db *db, const sf_value *v, sf_error *err)
+{
+    (void) db;
+    return ctl_push_import_policy(txn, v, err);
+}
+
+
+static const ctl_extra ctl_extras[] = {
+    { "push", ctl_push_check_policy, ctl_push_put },
+    { NULL, NULL, NULL }
+};
+
+
+static int
+ctl_import_extra(ctl_import *im, size_t x, long index, const sf_value *el,
+    unsigned long line)
+{
+    sf_error  err;
+
+    if (index >= 0 || el->type != SF_OBJECT) {
+        ctl_import_fail(im, "%s:%lu: member \"%s\" must be an object",
+                        im->fname, line, ctl_extras[x].name);
+        return SF_ERR_INVALID;
+    }
+    if (im->have_extra[x]) {
+        ctl_import_fail(im, "%s:%lu: member \"%s\" given twice (first on "
+                        "line %lu)", im->fname, line, ctl_extras[x].name,
+                        im->extra_line[x]);
+        return SF_ERR_INVALID;
+    }
+
+    memset(&err, 0, sizeof(err));
+    if (ctl_extras[x].check && ctl_extras[x].check(el, &err) != SF_OK) {
+        ctl_import_fail(im, "%s:%lu: %s: %s", im->fname, line,
+                        ctl_extras[x].name, err.msg);
+        return SF_ERR_INVALID;
+    }
+
+    im->extra_json[x].len = 0;
+    if (sf_json_write(&im->extra_json[x], el) != SF_OK) {
+        ctl_import_fail(im, "out of memory");
+        return SF_ERR_NOMEM;
+    }
+    im->have_extra[x] = 1;
+    im->extra_line[x] = line;
+    return SF_OK;
+}
+
+
+static int
+ctl_put_extras(ctl_import *im, sf_db *db, sf_txn *txn, sf_error *err)
+{
+    int        rc;
+    size_t     x;
+    sf_value   v;
+    sf_arena  *a;
+
+    for (x = 0; ctl_extras[x].name != NULL; x++) {
+        if (!im->have_extra[x]) {
+            continue;
+        }
+
+        a = sf_arena_create(0);
+        if (a == NULL) {
+            return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+        }
+        rc = sf_json_parse(im->extra_json[x].data, im->extra_json[x].len, a,
+                           &v, err);
+        if (rc == SF_OK) {
+            rc = ctl_extras[x].put(txn, db, &v, err);
+        }
+        sf_arena_destroy(a);
+
+        if (rc != SF_OK) {
+            return rc;
+        }
+    }
+
+    return SF_OK;
+}
+
+
+static int
+ctl_have_extras(const ctl_import *im)
+{
+    size_t  x;
+
+    for (x = 0; ctl_extras[x].name != NULL; x++) {
+        if (im->have_extra[x]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
 static const ctl_section ctl_sections[] = {
     { "experiments", ctl_import_experiment },
     { "profiles", ctl_import_profile },
@@ -1567,15 +1685,26 @@ ctl_import_element(void *ctx, const char *member, long index,
     ctl_reader         *rd = ctx;
     ctl_import         *im = rd->im;
     const ctl_section  *s;
+    size_t              x;
     int                 rc;
 
+    x = 0;
     for (s = ctl_sections; s->name != NULL; s++) {
         if (strcmp(s->name, member) == 0) {
             break;
         }
     }
 
-    if (s->name == NULL) {
+    for (x = 0; s->name == NULL && ctl_extras[x].name != NULL; x++) {
+        if (strcmp(ctl_extras[x].name, member) == 0) {
+            break;
+        }
+    }
+
+    if (s->name == NULL && ctl_extras[x].name != NULL) {
+        rc = ctl_import_extra(im, x, index, element, line);
+
+    } else if (s->name == NULL) {
         char     known[256];
         size_t   n = 0;
 
@@ -1583,6 +1712,10 @@ ctl_import_element(void *ctx, const char *member, long index,
         for (s = ctl_sections; s->name != NULL && n < sizeof(known); s++) {
             n += snprintf(known + n, sizeof(known) - n, "%s\"%s\"",
                           n ? ", " : "", s->name);
+        }
+        for (x = 0; ctl_extras[x].name != NULL && n < sizeof(known); x++) {
+            n += snprintf(known + n, sizeof(known) - n, ", \"%s\"",
+                          ctl_extras[x].name);
         }
         ctl_import_fail(im, "%s:%lu: unknown member \"%s\" (known: %s)",
                         im->fname, line, member, known);
@@ -2569,7 +2702,7 @@ ctl_put_experiments(ctl_writer *w, sf_txn *txn)
         }
     }
 
-    return SF_OK;
+    return ctl_put_extras(im, w->db, txn, &w->err);
 }
 
 
@@ -2844,7 +2977,7 @@ ctl_import_baseline(const ctl_global *g, ctl_import *im, size_t *removed)
 static void
 ctl_import_free(ctl_import *im)
 {
-    size_t  i;
+    size_t  i, x;
 
     for (i = 0; i < im->nrecs; i++) {
         free(im->recs[i].key);
@@ -2855,6 +2988,9 @@ ctl_import_free(ctl_import *im)
     free(im->keys);
     sf_buf_free(&im->compiled);
     sf_buf_free(&im->rules_json);
+    for (x = 0; x < CTL_MAX_EXTRAS; x++) {
+        sf_buf_free(&im->extra_json[x]);
+    }
 
     for (i = 0; i < im->nreaders; i++) {
         ctl_reader  *rd = &im->rd[i];
@@ -2888,7 +3024,7 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
 {
     int               rc, npos, ret, format, profiles;
     char              parts[256], a[64], b[64];
-    size_t            removed, dropped, i, to, end, batch;
+    size_t            removed, dropped, i, to, end, batch, x;
     long              cpus;
     FILE             *f;
     double            t_read, t_sort, t_write;
@@ -2927,6 +3063,9 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
     memset(&w, 0, sizeof(w));
     sf_buf_init(&im.compiled);
     sf_buf_init(&im.rules_json);
+    for (x = 0; x < CTL_MAX_EXTRAS; x++) {
+        sf_buf_init(&im.extra_json[x]);
+    }
     sf_buf_init(&w.cpbuf);
     sf_buf_init(&w.rec);
     im.opts = &opts;
@@ -3052,7 +3191,7 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
     }
 
     /* experiments and rules: all or nothing, before any profile */
-    if ((im.nrecs || im.have_rules || opts.replace
+    if ((im.nrecs || im.have_rules || ctl_have_extras(&im) || opts.replace
          || (im.nkeys == 0 && !im.bad))
         && ctl_write_txn(&w, 1, 0, 0) != SF_OK)
     {
@@ -3115,6 +3254,12 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
         snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
                  "%s", parts[0] ? (profiles ? ", rules" : " and rules")
                                 : "rules");
+    }
+    for (x = 0; ctl_extras[x].name != NULL; x++) {
+        if (im.have_extra[x]) {
+            snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
+                     "%s%s", parts[0] ? ", " : "", ctl_extras[x].name);
+        }
     }
     if (profiles) {
         ctl_plural(a, sizeof(a), end - w.start, "profile");
@@ -5642,6 +5787,32 @@ typedef struct {
     const char       *usage;
 } ctl_command;
 
+/* commands of other files (ctl_*.c), which parse their own options */
+
+static int
+ctl_cmd_push(ctl_global *g, int argc, char **argv, char **pos)
+{
+    (void) pos;
+    return ctl_push_command(g->db_path, argc, argv);
+}
+
+
+static int
+ctl_cmd_stats(ctl_global *g, int argc, char **argv, char **pos)
+{
+    (void) pos;
+    return ctl_stats_command(g->db_path, argc, argv);
+}
+
+
+static int
+ctl_cmd_experiment(ctl_global *g, int argc, char **argv, char **pos)
+{
+    (void) pos;
+    return ctl_experiment_command(g->db_path, argc, argv);
+}
+
+
 static const ctl_command ctl_commands[] = {
     { "import", ctl_cmd_import,
       "import FILE [--format document|jsonl|array] [--replace] [--skip-bad]\n"
@@ -5733,6 +5904,17 @@ static const ctl_command ctl_commands[] = {
       "info [--json]\n"
       "      Map size, bytes used, readers, number of experiments and\n"
       "      profiles.\n" },
+    { "push", ctl_cmd_push,
+      "push counters|log|policy|verify ...\n"
+      "      Push decisions: counters by reason, the decision log, the\n"
+      "      policy in force, and a replay of the log against the caps.\n" },
+    { "stats", ctl_cmd_stats,
+      "stats [KEY] [--json]\n"
+      "      Experiment results: users, conversions, rates, lift, p-value,\n"
+      "      confidence interval, sample ratio mismatch.\n" },
+    { "experiment", ctl_cmd_experiment,
+      "experiment start|stop KEY | ramp KEY COVERAGE | weights KEY W1,W2..\n"
+      "      Operate a running experiment (new weights re-randomise).\n" },
     { NULL, NULL, NULL }
 };
 
@@ -5828,6 +6010,13 @@ main(int argc, char **argv)
     if (strcmp(argv[i], "help") == 0) {
         ctl_help(stdout);
         return ctl_finish_stdout(CTL_OK);
+    }
+
+    /* explain --push is the push decision's explanation */
+    if (strcmp(argv[i], "explain") == 0
+        && ctl_push_is_explain(argc - i, argv + i))
+    {
+        return ctl_push_command(g.db_path, argc - i, argv + i);
     }
 
     for (c = ctl_commands; c->name != NULL; c++) {

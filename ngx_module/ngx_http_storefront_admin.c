@@ -19,6 +19,11 @@
  *                             all or nothing
  *     GET  .../profile?user=  the profile and what is computed from it
  *     GET  .../rules          the profile rules in force
+ *     GET  .../experiments    results of every experiment, and
+ *     GET  .../experiments/<key>, POST .../experiments/<key> with
+ *                             {"active":..} | {"coverage":..} |
+ *                             {"weights":[..]}: see
+ *                             ngx_http_storefront_stats.c
  *
  * Answers are JSON, errors {"error":"..."}.  A write transaction holds
  * LMDB's writer lock: the worker waits while another process (an import)
@@ -31,6 +36,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_storefront.h"
+#include "ngx_http_storefront_stats.h"       /* experiment routes */
 
 
 typedef struct {
@@ -218,6 +224,14 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
         return ngx_http_storefront_admin_rules(r);
     }
 
+    /* GET .../experiments[/<key>], POST .../experiments/<key>:
+     * ngx_http_storefront_stats.c */
+
+    rc = ngx_http_storefront_stats_admin(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
@@ -225,8 +239,8 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
 
     return ngx_http_storefront_send_error(r, NGX_HTTP_NOT_FOUND,
                                           "no admin resource \"%V\": "
-                                          "events, profile or rules",
-                                          &route);
+                                          "events, profile, rules or "
+                                          "experiments", &route);
 }
 
 
