@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "storefront.h"
+#include "ctl_pages.h"
 #include "ctl_push.h"
 #include "ctl_stats.h"
 
@@ -1583,6 +1584,7 @@ ctl_push_put(sf_txn *txn, sf_db *db, const sf_value *v, sf_error *err)
 
 static const ctl_extra ctl_extras[] = {
     { "push", ctl_push_check_policy, ctl_push_put },
+    { "pages", ctl_pages_check, ctl_pages_put },
     { NULL, NULL, NULL }
 };
 
@@ -2702,7 +2704,41 @@ ctl_put_experiments(ctl_writer *w, sf_txn *txn)
         }
     }
 
-    return ctl_put_extras(im, w->db, txn, &w->err);
+    /* experiments naming a page layout: checked against the layouts */
+    {
+        const void  **recs;
+        size_t       *lens, x;
+        int           rc, with_pages;
+
+        recs = calloc(im->nrecs + 1, sizeof(void *));
+        lens = calloc(im->nrecs + 1, sizeof(size_t));
+        if (recs == NULL || lens == NULL) {
+            free(recs);
+            free(lens);
+            return sf_error_set(&w->err, SF_ERR_NOMEM, "out of memory");
+        }
+        for (i = 0; i < im->nrecs; i++) {
+            recs[i] = im->recs[i].rec;
+            lens[i] = im->recs[i].len;
+        }
+        with_pages = 0;
+        for (x = 0; ctl_extras[x].name != NULL; x++) {
+            if (strcmp(ctl_extras[x].name, "pages") == 0) {
+                with_pages = im->have_extra[x];
+            }
+        }
+
+        rc = ctl_pages_import_experiments(w->db, (const void *const *) recs,
+                                          lens, im->nrecs, im->opts->replace,
+                                          with_pages, &w->err);
+        if (rc == SF_OK) {
+            rc = ctl_put_extras(im, w->db, txn, &w->err);
+        }
+        ctl_pages_import_experiments(NULL, NULL, NULL, 0, 0, 1, NULL);
+        free(recs);
+        free(lens);
+        return rc;
+    }
 }
 
 
@@ -3195,7 +3231,11 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
          || (im.nkeys == 0 && !im.bad))
         && ctl_write_txn(&w, 1, 0, 0) != SF_OK)
     {
-        if (w.err.code == SF_ERR_INVALID) {
+        if (w.err.code == SF_ERR_INVALID
+            && strncmp(w.err.msg, "pages: ", 7) == 0)
+        {
+            ctl_err("%s: %s; nothing was imported", im.fname, w.err.msg);
+        } else if (w.err.code == SF_ERR_INVALID) {
             ctl_err("%s:%lu: rules: %s; nothing was imported", im.fname,
                     im.rules_line, w.err.msg);
         } else {
@@ -3459,6 +3499,17 @@ ctl_export_write(ctl_export *x, sf_snapshot *snap, const ctl_export_opts *o,
             || sf_rules_to_json(rules, &x->buf) != SF_OK)
         {
             return ctl_nomem();
+        }
+
+        if (sf_buf_appends(&x->buf, ",\n\"pages\":") != SF_OK) {
+            return ctl_nomem();
+        }
+        rc = ctl_pages_export(snap, &x->buf);
+        if (rc == SF_ERR_NOT_FOUND) {
+            x->buf.len -= sizeof(",\n\"pages\":") - 1;
+        } else if (rc != SF_OK) {
+            ctl_err("%s: the page layouts cannot be read", g->db_path);
+            return CTL_ERROR;
         }
 
         if (!o->profiles) {
@@ -6010,6 +6061,13 @@ main(int argc, char **argv)
     if (strcmp(argv[i], "help") == 0) {
         ctl_help(stdout);
         return ctl_finish_stdout(CTL_OK);
+    }
+
+    /* explain --page is the page layout decision's explanation */
+    if (strcmp(argv[i], "explain") == 0
+        && ctl_pages_is_explain(argc - i, argv + i))
+    {
+        return ctl_pages_command(g.db_path, argc - i, argv + i);
     }
 
     /* explain --push is the push decision's explanation */

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The storefront demo: installs what is missing, builds, loads the demo
-# experiments into an LMDB environment under build/demo and starts nginx on
-# 127.0.0.1:8080 in front of a demo application on 127.0.0.1:8081.
+# experiments, profiles and page layouts into an LMDB environment under
+# build/demo and starts nginx on 127.0.0.1:8080 in front of a demo
+# application on 127.0.0.1:8081.  The home page is assembled at the edge
+# from the application's page and cached fragments, per visitor.
 #
 #   scripts/demo.sh            start (restarts a running demo)
 #   scripts/demo.sh stop       stop it
@@ -115,6 +117,20 @@ Open http://127.0.0.1:$port/ in a browser, or:
       QA: force the blue button
   curl -s -H 'X-Storefront-Variants: home-hero=evil' http://127.0.0.1:$port/decisions
       spoofed headers are removed
+
+Two shoppers, two home pages (layout decided and assembled at the edge):
+
+  http://127.0.0.1:$port/login?user=mei
+      mei, gold tier, buys baby products: VIP perks, guess you like,
+      cross-sell (toys, baby care, socks), new arrivals
+  http://127.0.0.1:$port/login
+      a new visitor: welcome coupon, bestsellers, new arrivals, promotions
+      (or new arrivals first, with the home-hero experiment's new banner)
+
+  curl -s -b uid=mei -D - -o /dev/null http://127.0.0.1:$port/ | grep X-Demo-
+  curl -s -D - -o /dev/null http://127.0.0.1:$port/ | grep X-Demo-
+  $ctl --db $prefix/db explain --page home --user mei
+  $ctl --db $prefix/db explain --page home --user leo --now 2026-11-11T12:00:00+08:00
 
 Explain and change the experiments while it runs (no reload needed):
 
