@@ -1382,6 +1382,153 @@ sf_ads_state_record(const void *blob, size_t len, const void *state,
 }
 
 
+/*
+ * -- added with the nginx module's ad decisions (per-request path) --
+ *
+ * The state after the impressions of d, in time proportional to the
+ * state's size rather than to the number of campaigns: the entries of the
+ * campaigns shown are updated exactly as sf_ads_state_record updates
+ * them; every other entry is copied as it is.  (sf_ads_state_record also
+ * forgets ring times no cap can count any more and the entries of
+ * campaigns no longer in the data; neither changes a decision.)  d must
+ * come from sf_ads_decide on the same blob.
+ */
+int
+sf_ads_state_add(const void *blob, size_t len, const void *state,
+    size_t state_len, const sf_ad_decision *d, int64_t now_ms, sf_buf *out)
+{
+    size_t              k, m, off, keep_n, nring;
+    int64_t             horizon, ring[SF_ADS_MAX_RING + 1];
+    uint32_t            i, j, shown, hashes[SF_ADS_MAX_SLOTS];
+    sf_ad_header        h;
+    sf_ad_campaign      c;
+    sf_ad_state_view    v;
+    sf_ad_state_entry   e;
+    sf_ad_state_header  sh, in;
+
+    if (sf_ad_header_read(blob, len, &h) != SF_OK) {
+        return SF_ERR_INVALID;
+    }
+
+    if (d && d->nfills > SF_ADS_MAX_SLOTS) {
+        return SF_ERR_INVALID;
+    }
+
+    for (k = 0; d && k < d->nfills; k++) {
+        if (d->fills[k].campaign_index >= h.ncampaigns) {
+            return SF_ERR_INVALID;
+        }
+        sf_ad_get(blob, &h, campaigns, sf_ad_campaign,
+                  d->fills[k].campaign_index, &c);
+        hashes[k] = c.hash;
+    }
+
+    out->len = 0;
+    sh.magic = SF_AD_STATE_MAGIC;
+    sh.n = 0;
+    if (sf_buf_append(out, &sh, sizeof(sh)) != SF_OK) {
+        return SF_ERR_NOMEM;
+    }
+
+    /* the entries of campaigns not shown now, as they are */
+
+    in.n = 0;
+    if (state != NULL && state_len >= sizeof(in)) {
+        memcpy(&in, state, sizeof(in));
+        if (in.magic != SF_AD_STATE_MAGIC) {
+            in.n = 0;
+        }
+    }
+
+    off = sizeof(in);
+    for (i = 0; i < in.n && off + sizeof(e) <= state_len; i++) {
+        memcpy(&e, (const char *) state + off, sizeof(e));
+        m = sizeof(e) + e.nring * sizeof(int64_t);
+        if (e.nring > SF_ADS_MAX_RING || off + m > state_len) {
+            break;              /* a damaged tail is dropped */
+        }
+        for (k = 0; d && k < d->nfills && hashes[k] != e.hash; k++) {
+            /* void */
+        }
+        if (d == NULL || k == d->nfills) {
+            if (sf_buf_append(out, (const char *) state + off, m) != SF_OK) {
+                return SF_ERR_NOMEM;
+            }
+            sh.n++;
+        }
+        off += m;
+    }
+
+    /* the campaigns shown, once each, as sf_ads_state_record does */
+
+    for (k = 0; d && k < d->nfills; k++) {
+        for (m = 0; m < k && d->fills[m].campaign_index
+                             != d->fills[k].campaign_index; m++)
+        {
+            /* void */
+        }
+        if (m < k) {
+            continue;           /* done with its first fill */
+        }
+
+        sf_ad_get(blob, &h, campaigns, sf_ad_campaign,
+                  d->fills[k].campaign_index, &c);
+
+        shown = 0;
+        for (m = k; m < d->nfills; m++) {
+            shown += (d->fills[m].campaign_index
+                      == d->fills[k].campaign_index);
+        }
+
+        memset(&e, 0, sizeof(e));
+        nring = 0;
+        if (sf_ad_state_find(state, state_len, c.hash, &v)) {
+            e = v.e;
+            for (m = 0; m < v.e.nring && nring < SF_ADS_MAX_RING; m++) {
+                memcpy(&ring[nring++], v.ring + m * sizeof(int64_t),
+                       sizeof(int64_t));
+            }
+        }
+        e.hash = c.hash;
+        e.lifetime += shown;
+        e.last_ms = now_ms;
+        for (j = 0; j < shown && nring <= SF_ADS_MAX_RING; j++) {
+            ring[nring++] = now_ms;
+        }
+
+        horizon = now_ms;
+        keep_n = 0;
+        for (j = 0; j < c.ncaps; j++) {
+            if (c.caps[j].window_ms) {
+                if (now_ms - c.caps[j].window_ms < horizon) {
+                    horizon = now_ms - c.caps[j].window_ms;
+                }
+                if (c.caps[j].max > keep_n) {
+                    keep_n = c.caps[j].max;
+                }
+            }
+        }
+        m = 0;
+        while (m < nring && (ring[m] <= horizon || nring - m > keep_n)) {
+            m++;
+        }
+        nring -= m;
+        memmove(ring, ring + m, nring * sizeof(int64_t));
+
+        e.nring = (uint32_t) nring;
+        if (sf_buf_append(out, &e, sizeof(e)) != SF_OK
+            || sf_buf_append(out, ring, nring * sizeof(int64_t)) != SF_OK)
+        {
+            return SF_ERR_NOMEM;
+        }
+        sh.n++;
+    }
+
+    memcpy(out->data, &sh, sizeof(sh));
+    return SF_OK;
+}
+
+
 /* ---- storage --------------------------------------------------------------------- */
 
 int

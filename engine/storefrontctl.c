@@ -25,6 +25,7 @@
 
 #include "storefront.h"
 #include "ctl_pages.h"
+#include "ctl_ads.h"
 #include "ctl_push.h"
 #include "ctl_stats.h"
 
@@ -774,6 +775,9 @@ struct ctl_import {
     size_t           *slots;        /* hash of keys: index + 1, 0 empty */
     size_t            nslots;
     sf_buf            compiled;
+
+    /* "campaigns" and "ad_pages", collected for ctl_ads_import */
+    ctl_ads_doc      *ads;
 
     /* members handled by other files (ctl_extras), compact JSON */
     sf_buf            extra_json[CTL_MAX_EXTRAS];
@@ -1672,8 +1676,50 @@ ctl_have_extras(const ctl_import *im)
 }
 
 
+/* "campaigns" and "ad_pages": one set, checked as it comes */
+static int
+ctl_import_ads(ctl_import *im, const char *member, long index,
+    const sf_value *el, unsigned long line)
+{
+    sf_error  err;
+
+    if (im->ads == NULL) {
+        im->ads = ctl_ads_doc_create();
+        if (im->ads == NULL) {
+            ctl_import_fail(im, "out of memory");
+            return SF_ERR_NOMEM;
+        }
+    }
+
+    memset(&err, 0, sizeof(err));
+    if (ctl_ads_collect(im->ads, member, index, el, &err) != SF_OK) {
+        ctl_import_fail(im, "%s:%lu: %s", im->fname, line, err.msg);
+        return SF_ERR_INVALID;
+    }
+    return SF_OK;
+}
+
+
+static int
+ctl_import_campaigns(ctl_import *im, long index, const sf_value *el,
+    unsigned long line)
+{
+    return ctl_import_ads(im, "campaigns", index, el, line);
+}
+
+
+static int
+ctl_import_ad_pages(ctl_import *im, long index, const sf_value *el,
+    unsigned long line)
+{
+    return ctl_import_ads(im, "ad_pages", index, el, line);
+}
+
+
 static const ctl_section ctl_sections[] = {
     { "experiments", ctl_import_experiment },
+    { "campaigns", ctl_import_campaigns },
+    { "ad_pages", ctl_import_ad_pages },
     { "profiles", ctl_import_profile },
     { "rules", ctl_import_rules },
     { NULL, NULL }
@@ -2734,6 +2780,9 @@ ctl_put_experiments(ctl_writer *w, sf_txn *txn)
         if (rc == SF_OK) {
             rc = ctl_put_extras(im, w->db, txn, &w->err);
         }
+        if (rc == SF_OK && im->ads) {
+            rc = ctl_ads_import(txn, ctl_ads_collected(im->ads), &w->err);
+        }
         ctl_pages_import_experiments(NULL, NULL, NULL, 0, 0, 1, NULL);
         free(recs);
         free(lens);
@@ -3015,6 +3064,11 @@ ctl_import_free(ctl_import *im)
 {
     size_t  i, x;
 
+    if (im->ads) {
+        ctl_ads_doc_free(im->ads);
+        im->ads = NULL;
+    }
+
     for (i = 0; i < im->nrecs; i++) {
         free(im->recs[i].key);
         free(im->recs[i].rec);
@@ -3227,12 +3281,13 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
     }
 
     /* experiments and rules: all or nothing, before any profile */
-    if ((im.nrecs || im.have_rules || ctl_have_extras(&im) || opts.replace
-         || (im.nkeys == 0 && !im.bad))
+    if ((im.nrecs || im.have_rules || ctl_have_extras(&im) || im.ads
+         || opts.replace || (im.nkeys == 0 && !im.bad))
         && ctl_write_txn(&w, 1, 0, 0) != SF_OK)
     {
         if (w.err.code == SF_ERR_INVALID
-            && strncmp(w.err.msg, "pages: ", 7) == 0)
+            && (strncmp(w.err.msg, "pages: ", 7) == 0
+                || strncmp(w.err.msg, "ads: ", 5) == 0))
         {
             ctl_err("%s: %s; nothing was imported", im.fname, w.err.msg);
         } else if (w.err.code == SF_ERR_INVALID) {
@@ -3300,6 +3355,10 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
             snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
                      "%s%s", parts[0] ? ", " : "", ctl_extras[x].name);
         }
+    }
+    if (im.ads) {
+        snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
+                 "%sads", parts[0] ? ", " : "");
     }
     if (profiles) {
         ctl_plural(a, sizeof(a), end - w.start, "profile");
@@ -3510,6 +3569,24 @@ ctl_export_write(ctl_export *x, sf_snapshot *snap, const ctl_export_opts *o,
         } else if (rc != SF_OK) {
             ctl_err("%s: the page layouts cannot be read", g->db_path);
             return CTL_ERROR;
+        }
+
+        {
+            int       found;
+            sf_error  aerr;
+
+            if (sf_buf_appends(&x->buf, ",\n") != SF_OK) {
+                return ctl_nomem();
+            }
+            memset(&aerr, 0, sizeof(aerr));
+            if (ctl_ads_export(snap, &x->buf, &found, &aerr) != SF_OK) {
+                ctl_err("%s: the ads cannot be read: %s", g->db_path,
+                        aerr.msg);
+                return CTL_ERROR;
+            }
+            if (!found) {
+                x->buf.len -= 2;
+            }
         }
 
         if (!o->profiles) {
@@ -5849,6 +5926,14 @@ ctl_cmd_push(ctl_global *g, int argc, char **argv, char **pos)
 
 
 static int
+ctl_cmd_ads(ctl_global *g, int argc, char **argv, char **pos)
+{
+    (void) pos;
+    return ctl_ads_command(g->db_path, argc, argv);
+}
+
+
+static int
 ctl_cmd_stats(ctl_global *g, int argc, char **argv, char **pos)
 {
     (void) pos;
@@ -5959,6 +6044,10 @@ static const ctl_command ctl_commands[] = {
       "push counters|log|policy|verify ...\n"
       "      Push decisions: counters by reason, the decision log, the\n"
       "      policy in force, and a replay of the log against the caps.\n" },
+    { "ads", ctl_cmd_ads,
+      "ads report [--json] | ads explain --user ID --page TYPE ...\n"
+      "      Impressions, clicks and CTR per campaign, creative and\n"
+      "      advertiser; the ads one page view would get now, and why.\n" },
     { "stats", ctl_cmd_stats,
       "stats [KEY] [--json]\n"
       "      Experiment results: users, conversions, rates, lift, p-value,\n"
@@ -6061,6 +6150,13 @@ main(int argc, char **argv)
     if (strcmp(argv[i], "help") == 0) {
         ctl_help(stdout);
         return ctl_finish_stdout(CTL_OK);
+    }
+
+    /* explain --ads: the ads one page view would get */
+    if (strcmp(argv[i], "explain") == 0
+        && ctl_ads_is_explain(argc - i, argv + i))
+    {
+        return ctl_ads_command(g.db_path, argc - i, argv + i);
     }
 
     /* explain --page is the page layout decision's explanation */

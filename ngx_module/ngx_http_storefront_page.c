@@ -41,6 +41,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_storefront.h"
+#include "ngx_http_storefront_ads.h"
 
 
 #define NGX_HTTP_STOREFRONT_PAGE_NAME_MAX     64
@@ -81,6 +82,8 @@ typedef struct {
     ngx_str_t                        fragment;
     ngx_str_t                        fallback;
     ngx_uint_t                       vary;
+    ngx_str_t                        ad_slot;     /* an ad position */
+    ngx_uint_t                       ad_position; /* its number, from 0 */
 } ngx_http_storefront_page_module_t;
 
 
@@ -486,19 +489,21 @@ ngx_http_storefront_page_copy(ngx_http_request_t *r,
 {
     u_char                               *p, *last;
     size_t                                len, size;
-    ngx_uint_t                            i;
+    ngx_str_t                            *slots;
+    ngx_uint_t                            i, n;
     sf_page_module                       *sm;
     ngx_http_storefront_page_module_t    *m;
     ngx_http_storefront_page_decision_t  *pd;
 
     len = sizeof(ngx_http_storefront_page_decision_t)
           + d->nmodules * sizeof(ngx_http_storefront_page_module_t)
-          + d->layout_len + d->rule_len + NGX_INT_T_LEN;
+          + d->layout_len + d->rule_len + NGX_INT_T_LEN + sizeof(void *);
 
     for (i = 0; i < d->nmodules; i++) {
         sm = &d->modules[i];
         len += 2 * (sm->module_len + 1 + sm->params_len + 1)
-               + sm->fragment_len + sm->fallback_len;
+               + sm->fragment_len + sm->fallback_len + sm->ad_slot_len
+               + sizeof(ngx_str_t);
     }
 
     p = ngx_palloc(r->pool, len);
@@ -553,6 +558,10 @@ ngx_http_storefront_page_copy(ngx_http_request_t *r,
         p = ngx_cpymem(p, sm->fallback, sm->fallback_len);
 
         m[i].vary = sm->vary;
+
+        m[i].ad_slot.data = p;
+        m[i].ad_slot.len = sm->ad_slot ? sm->ad_slot_len : 0;
+        p = ngx_cpymem(p, sm->ad_slot, m[i].ad_slot.len);
     }
 
     /*
@@ -587,6 +596,23 @@ ngx_http_storefront_page_copy(ngx_http_request_t *r,
     pd->modules.len = p - pd->modules.data;
 
     pctx->decision = pd;
+
+    /* the layout's ad positions, in page order, for the ads decision */
+
+    slots = (ngx_str_t *) ngx_align_ptr(p, sizeof(void *));
+
+    for (i = 0, n = 0; i < pd->nmodules; i++) {
+        if (m[i].ad_slot.len) {
+            m[i].ad_position = n;
+            slots[n++] = m[i].ad_slot;
+        }
+    }
+
+    if (n && ngx_http_storefront_ads_set_slots(r, &pctx->page, slots, n)
+             != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "storefront: layout \"%V\" rule \"%V\" modules \"%V\"",
@@ -1331,6 +1357,7 @@ ngx_http_storefront_page_fragment(ngx_http_request_t *r,
     size_t                          len, i;
     ngx_str_t                       uri, args, vary[4];
     ngx_uint_t                      flags;
+    ngx_http_storefront_ad_t       *ad;
     ngx_http_storefront_profile_t  *pr;
 
     part->fallback = m->fallback.len ? m->fallback
@@ -1388,7 +1415,23 @@ ngx_http_storefront_page_fragment(ngx_http_request_t *r,
         vary[3] = ctx->variants;
     }
 
-    len = m->params.len;
+    /*
+     * An ad position: the ad that fills it, as query arguments (campaign,
+     * creative, format, skippable, the signed click link); an empty
+     * position is the fallback.
+     */
+
+    ad = NULL;
+
+    if (m->ad_slot.len) {
+        ad = ngx_http_storefront_ads_fill(r, m->ad_position);
+
+        if (ad == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    len = m->params.len + (ad ? 1 + ad->args.len : 0);
 
     for (i = 0; i < 4; i++) {
         len += sizeof("&lifecycle=") - 1 + 3 * vary[i].len;
@@ -1407,6 +1450,11 @@ ngx_http_storefront_page_fragment(ngx_http_request_t *r,
     p = ngx_http_storefront_page_arg(p, "tier", &vary[1]);
     p = ngx_http_storefront_page_arg(p, "lifecycle", &vary[2]);
     p = ngx_http_storefront_page_arg(p, "variants", &vary[3]);
+
+    if (ad) {
+        *p++ = '&';
+        p = ngx_cpymem(p, ad->args.data, ad->args.len);
+    }
 
     part->args.len = p - part->args.data;
 
