@@ -363,7 +363,7 @@ EOF
 import_fails('experiments not an array', <<'EOF', qr/1: .*"experiments" must be an array/);
 {"experiments": {"key": "x"}}
 EOF
-import_fails('unknown member', <<'EOF', qr/3: unknown member "campaign" \(known: "experiments", "profiles", "rules"[^)]*\)/);
+import_fails('unknown member', <<'EOF', qr/3: unknown member "campaign" \(known: "experiments", [^)]*"profiles", "rules"[^)]*\)/);
 {"experiments": [
   {"key": "new-one", "variations": [0, 1]}],
  "campaign": [{"id": "u1"}]
