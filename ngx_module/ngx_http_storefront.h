@@ -229,8 +229,11 @@ char *ngx_http_storefront_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
  * sends {"error":"<message>"} (nginx's ngx_sprintf formats).
  * ngx_http_storefront_bearer() checks "Authorization: Bearer <token>" in
  * constant time and returns NGX_OK, NGX_DECLINED (no such header) or
- * NGX_ERROR (wrong token).  Handlers return what the send functions
- * return, or pass it to ngx_http_finalize_request().
+ * NGX_ERROR (wrong token).  ngx_http_storefront_send_unauthorized()
+ * answers 401 with WWW-Authenticate for such a result (a wrong token is
+ * logged, naming the endpoint), ngx_http_storefront_send_not_allowed() 405
+ * with Allow; both discard the request body.  Handlers return what the
+ * send functions return, or pass it to ngx_http_finalize_request().
  */
 ngx_int_t ngx_http_storefront_request_body(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -242,6 +245,10 @@ ngx_int_t ngx_http_storefront_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
 ngx_int_t ngx_http_storefront_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
+ngx_int_t ngx_http_storefront_send_unauthorized(ngx_http_request_t *r,
+    ngx_int_t rc, const char *endpoint);
+ngx_int_t ngx_http_storefront_send_not_allowed(ngx_http_request_t *r,
+    char *allow);
 
 
 extern ngx_module_t  ngx_http_storefront_module;

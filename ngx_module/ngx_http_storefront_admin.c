@@ -49,10 +49,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_storefront_admin_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_storefront_admin_unauthorized(
-    ngx_http_request_t *r, ngx_int_t rc);
-static ngx_int_t ngx_http_storefront_admin_method(ngx_http_request_t *r,
-    char *allow);
 static void ngx_http_storefront_admin_events(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_admin_apply(ngx_http_request_t *r,
     ngx_http_storefront_batch_t *batch);
@@ -173,7 +169,7 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
     rc = ngx_http_storefront_bearer(r, &slcf->admin_token);
 
     if (rc != NGX_OK) {
-        return ngx_http_storefront_admin_unauthorized(r, rc);
+        return ngx_http_storefront_send_unauthorized(r, rc, "admin");
     }
 
     last = r->uri.data + r->uri.len;
@@ -189,7 +185,7 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
         && ngx_strncmp(route.data, "events", route.len) == 0)
     {
         if (r->method != NGX_HTTP_POST) {
-            return ngx_http_storefront_admin_method(r, "POST");
+            return ngx_http_storefront_send_not_allowed(r, "POST");
         }
 
         rc = ngx_http_read_client_request_body(r,
@@ -209,7 +205,7 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
             && ngx_strncmp(route.data, "rules", route.len) == 0))
     {
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            return ngx_http_storefront_admin_method(r, "GET, HEAD");
+            return ngx_http_storefront_send_not_allowed(r, "GET, HEAD");
         }
 
         rc = ngx_http_discard_request_body(r);
@@ -244,78 +240,6 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_storefront_admin_unauthorized(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_int_t         drc;
-    ngx_table_elt_t  *h;
-
-    drc = ngx_http_discard_request_body(r);
-    if (drc != NGX_OK) {
-        return drc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "WWW-Authenticate");
-
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    r->headers_out.www_authenticate = h;
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_set(&h->value, "Bearer realm=\"storefront\"");
-
-        return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                              "a bearer token is required");
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "storefront admin: invalid bearer token");
-
-    ngx_str_set(&h->value,
-                "Bearer realm=\"storefront\", error=\"invalid_token\"");
-
-    return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          "invalid bearer token");
-}
-
-
-static ngx_int_t
-ngx_http_storefront_admin_method(ngx_http_request_t *r, char *allow)
-{
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allow;
-    h->value.len = ngx_strlen(allow);
-
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return ngx_http_storefront_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "method not allowed, use %s",
-                                          allow);
-}
 
 
 /* ---- POST events ------------------------------------------------------ */

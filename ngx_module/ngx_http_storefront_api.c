@@ -287,3 +287,78 @@ ngx_http_storefront_bearer(ngx_http_request_t *r, ngx_str_t *token)
 
     return diff ? NGX_ERROR : NGX_OK;
 }
+
+
+ngx_int_t
+ngx_http_storefront_send_unauthorized(ngx_http_request_t *r, ngx_int_t rc,
+    const char *endpoint)
+{
+    ngx_int_t         drc;
+    ngx_table_elt_t  *h;
+
+    drc = ngx_http_discard_request_body(r);
+    if (drc != NGX_OK) {
+        return drc;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    r->headers_out.www_authenticate = h;
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&h->value, "Bearer realm=\"storefront\"");
+
+        return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                              "a bearer token is required");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "storefront %s: invalid bearer token", endpoint);
+
+    ngx_str_set(&h->value,
+                "Bearer realm=\"storefront\", error=\"invalid_token\"");
+
+    return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                          "invalid bearer token");
+}
+
+
+ngx_int_t
+ngx_http_storefront_send_not_allowed(ngx_http_request_t *r, char *allow)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return ngx_http_storefront_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "method not allowed, use %s",
+                                          allow);
+}

@@ -221,10 +221,6 @@ static void ngx_http_storefront_stats_page(sf_buf *b,
     ngx_http_storefront_stats_view_t *v);
 static ngx_int_t ngx_http_storefront_stats_send(ngx_http_request_t *r,
     const char *type, sf_buf *b);
-static ngx_int_t ngx_http_storefront_stats_unauthorized(ngx_http_request_t *r,
-    ngx_int_t rc);
-static ngx_int_t ngx_http_storefront_stats_not_allowed(ngx_http_request_t *r,
-    char *allow);
 static void ngx_http_storefront_stats_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_stats_admin_route(ngx_http_request_t *r,
     ngx_str_t *key);
@@ -867,7 +863,7 @@ ngx_http_storefront_stats_convert_handler(ngx_http_request_t *r)
     ngx_int_t  rc;
 
     if (r->method != NGX_HTTP_POST) {
-        return ngx_http_storefront_stats_not_allowed(r, "POST");
+        return ngx_http_storefront_send_not_allowed(r, "POST");
     }
 
     if (r->headers_in.content_length_n > NGX_HTTP_STOREFRONT_CONVERT_MAX) {
@@ -1407,7 +1403,7 @@ ngx_http_storefront_stats_check(ngx_http_request_t *r, ngx_uint_t token)
     ngx_http_storefront_stats_loc_conf_t  *lcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_storefront_stats_not_allowed(r, "GET, HEAD");
+        return ngx_http_storefront_send_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -1426,7 +1422,7 @@ ngx_http_storefront_stats_check(ngx_http_request_t *r, ngx_uint_t token)
     rc = ngx_http_storefront_bearer(r, &slcf->admin_token);
 
     if (rc != NGX_OK) {
-        return ngx_http_storefront_stats_unauthorized(r, rc);
+        return ngx_http_storefront_send_unauthorized(r, rc, "stats");
     }
 
     return NGX_DECLINED;
@@ -2410,69 +2406,6 @@ ngx_http_storefront_stats_send(ngx_http_request_t *r, const char *type,
 }
 
 
-static ngx_int_t
-ngx_http_storefront_stats_unauthorized(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "WWW-Authenticate");
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    r->headers_out.www_authenticate = h;
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_set(&h->value, "Bearer realm=\"storefront\"");
-        return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                              "a bearer token is required");
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "storefront_stats: invalid bearer token");
-
-    ngx_str_set(&h->value,
-                "Bearer realm=\"storefront\", error=\"invalid_token\"");
-
-    return ngx_http_storefront_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          "invalid bearer token");
-}
-
-
-static ngx_int_t
-ngx_http_storefront_stats_not_allowed(ngx_http_request_t *r, char *allow)
-{
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allow;
-    h->value.len = ngx_strlen(allow);
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return ngx_http_storefront_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "method not allowed, use %s",
-                                          allow);
-}
 
 
 /* ---- admin: experiment operations --------------------------------------- */
@@ -2533,7 +2466,7 @@ ngx_http_storefront_stats_admin(ngx_http_request_t *r)
     }
 
     if (r->method != NGX_HTTP_POST || key.len == 0) {
-        return ngx_http_storefront_stats_not_allowed(r, key.len
+        return ngx_http_storefront_send_not_allowed(r, key.len
                                                      ? "GET, HEAD, POST"
                                                      : "GET, HEAD");
     }
