@@ -249,6 +249,9 @@ ngx_int_t ngx_http_storefront_send_unauthorized(ngx_http_request_t *r,
     ngx_int_t rc, const char *endpoint);
 ngx_int_t ngx_http_storefront_send_not_allowed(ngx_http_request_t *r,
     char *allow);
+/* A bearer token directive's value: 16..512 RFC 6750 b64token characters. */
+char *ngx_http_storefront_conf_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *token);
 
 
 extern ngx_module_t  ngx_http_storefront_module;

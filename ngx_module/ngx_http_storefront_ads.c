@@ -2695,13 +2695,6 @@ ngx_http_storefront_ads_preconfiguration(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
 
-    /*
-     * Every configuration builds the decision chain anew: it starts
-     * empty, before any postconfiguration chains a feature to it.
-     */
-
-    ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
-
     for (v = ngx_http_storefront_ads_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == NULL) {

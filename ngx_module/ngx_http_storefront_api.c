@@ -362,3 +362,59 @@ ngx_http_storefront_send_not_allowed(ngx_http_request_t *r, char *allow)
                                           "method not allowed, use %s",
                                           allow);
 }
+
+
+/* RFC 6750 b64token: the characters a bearer token may hold */
+
+char *
+ngx_http_storefront_conf_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *token)
+{
+    u_char      c;
+    ngx_str_t  *value;
+    ngx_uint_t  i, pad;
+
+    if (token->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < NGX_HTTP_STOREFRONT_TOKEN_MIN
+        || value[1].len > NGX_HTTP_STOREFRONT_TOKEN_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the token in \"%V\" directive must be %d to %d "
+                           "characters long", &cmd->name,
+                           NGX_HTTP_STOREFRONT_TOKEN_MIN,
+                           NGX_HTTP_STOREFRONT_TOKEN_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    pad = 0;
+
+    for (i = 0; i < value[1].len; i++) {
+        c = value[1].data[i];
+
+        if (c == '=' && i > 0) {
+            pad = 1;
+            continue;
+        }
+
+        if (pad
+            || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                 || (c >= '0' && c <= '9') || c == '-' || c == '.'
+                 || c == '_' || c == '~' || c == '+' || c == '/'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid token in \"%V\" directive: letters, "
+                               "digits and \"-._~+/\" are allowed, "
+                               "\"=\" at the end", &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    *token = value[1];
+
+    return NGX_CONF_OK;
+}

@@ -696,7 +696,11 @@ ngx_http_storefront_is_token(ngx_str_t *s)
 static ngx_int_t
 ngx_http_storefront_preconfiguration(ngx_conf_t *cf)
 {
-    /* each configuration (a reload) builds the decision chain anew */
+    /*
+     * each configuration (a reload) builds the decision chain anew: this
+     * module is listed first, so its preconfiguration runs before any
+     * feature chains itself in postconfiguration
+     */
     ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
 
     if (ngx_http_storefront_add_variables(cf) != NGX_OK) {

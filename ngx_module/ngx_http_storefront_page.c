@@ -2303,15 +2303,6 @@ ngx_http_storefront_page_preconfiguration(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
 
-    /*
-     * The decision chain is a static list that outlives a reload in a
-     * loaded module: it is built again from its end by every
-     * configuration (all preconfigurations run before any
-     * postconfiguration, where features chain themselves).
-     */
-
-    ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
-
     for (v = ngx_http_storefront_page_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == NULL) {

@@ -233,7 +233,6 @@ static char *ngx_http_storefront_stats_flush_check(ngx_conf_t *cf,
     void *post, void *data);
 static ngx_int_t ngx_http_storefront_stats_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_storefront_stats_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_storefront_stats_init(ngx_conf_t *cf);
 static void *ngx_http_storefront_stats_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_storefront_stats_init_main_conf(ngx_conf_t *cf,
@@ -299,7 +298,7 @@ static ngx_command_t  ngx_http_storefront_stats_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_storefront_stats_module_ctx = {
-    ngx_http_storefront_stats_preconfiguration, /* preconfiguration */
+    NULL,                                  /* preconfiguration */
     ngx_http_storefront_stats_init,        /* postconfiguration */
 
     ngx_http_storefront_stats_create_main_conf, /* create main configuration */
@@ -2762,21 +2761,6 @@ ngx_http_storefront_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = sh;
     shm_zone->data = sh;
-
-    return NGX_OK;
-}
-
-
-/*
- * The decision chain is built anew by every configuration: without this
- * a reload would chain the functions of the previous one again (a loop).
- * Every preconfiguration runs before any postconfiguration.
- */
-
-static ngx_int_t
-ngx_http_storefront_stats_preconfiguration(ngx_conf_t *cf)
-{
-    ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
 
     return NGX_OK;
 }
