@@ -83,9 +83,10 @@ then
     exit 2
 fi
 
-die() { echo "bench_ads.sh: $*" >&2; exit 1; }
+BENCH=bench_ads.sh
+. "$ROOT/scripts/lib/bench.sh"
 
-command -v wrk >/dev/null 2>&1 || die "wrk is missing: apt-get install wrk"
+bench_need_wrk
 [ -x "$NGINX" ] || die "no nginx binary at $NGINX"
 [ -f "$MODULE" ] || die "module not built: $MODULE (run make)"
 [ -x "$CTL" ] || die "storefrontctl not built: $CTL (run make)"
@@ -96,26 +97,6 @@ command -v perl >/dev/null 2>&1 || die "perl is missing"
 PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-ads.XXXXXX")
 NGINX_PID=
 
-cleanup() {
-    local pid i
-    trap - EXIT INT TERM
-    if [ -f "$PREFIX/logs/nginx.pid" ]; then
-        pid=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null || true)
-    else
-        pid=$NGINX_PID
-    fi
-    if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$PREFIX"
-}
-trap cleanup EXIT
-trap 'echo "bench_ads.sh: interrupted" >&2; exit 130' INT TERM
 
 read -r PORT_A PORT_B PORT_C < <(perl -MIO::Socket::INET -e '
     my @s = map { IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
@@ -287,14 +268,6 @@ echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request" \
 echo
 
 HZ=$(getconf CLK_TCK)
-worker_ticks() {
-    local pid t=0 v
-    for pid in $(pgrep -P "$NGINX_PID"); do
-        v=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        t=$(( t + v ))
-    done
-    echo "$t"
-}
 
 # The impressions of a B round are written to LMDB up to a flush interval
 # later: B's CPU time is taken after that (DRAIN seconds), so that every

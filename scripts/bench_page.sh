@@ -61,17 +61,10 @@ then
     exit 2
 fi
 
-die() { echo "bench_page.sh: $*" >&2; exit 1; }
+BENCH=bench_page.sh
+. "$ROOT/scripts/lib/bench.sh"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "bench_page.sh: installing wrk" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null \
-            || die "apt-get install wrk failed"
-    else
-        die "wrk is missing: apt-get install wrk"
-    fi
-fi
+bench_need_wrk
 [ -x "$NGINX" ] || die "no nginx binary at $NGINX"
 [ -f "$MODULE" ] || die "module not built: $MODULE (run make)"
 [ -x "$CTL" ] || die "storefrontctl not built: $CTL (run make)"
@@ -80,26 +73,6 @@ command -v curl >/dev/null 2>&1 || die "curl is missing"
 PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-page.XXXXXX")
 NGINX_PID=
 
-cleanup() {
-    local pid i
-    trap - EXIT INT TERM
-    if [ -f "$PREFIX/logs/nginx.pid" ]; then
-        pid=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null || true)
-    else
-        pid=$NGINX_PID
-    fi
-    if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$PREFIX"
-}
-trap cleanup EXIT
-trap 'echo "bench_page.sh: interrupted" >&2; exit 130' INT TERM
 
 # Two free loopback ports, chosen by the kernel.
 read -r PORT BACKEND < <(perl -MIO::Socket::INET -e '
@@ -312,14 +285,6 @@ echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request"
 echo
 
 HZ=$(getconf CLK_TCK)
-worker_ticks() {
-    local pid t=0 v
-    for pid in $(pgrep -P "$NGINX_PID"); do
-        v=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        t=$(( t + v ))
-    done
-    echo "$t"
-}
 
 # wrk run -> "rps p50_ms p99_ms errors worker_cpu_us_per_request"
 measure() {   # path seconds
