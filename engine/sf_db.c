@@ -76,7 +76,11 @@ typedef struct {
 struct sf_txn {
     sf_db       *db;
     MDB_txn     *txn;
+    int          decisions;     /* decision data written: bump generation */
 };
+
+#define SF_GENERATION_KEY  "generation"
+
 
 
 static int
@@ -646,6 +650,77 @@ sf_evaluate_all(sf_snapshot *s, const sf_request *request, sf_assignment *out,
 
 /* ---- write transactions ---------------------------------------------------- */
 
+/*
+ * The data generation: a counter in meta that every commit changing what
+ * a request's decision reads (experiments, profiles and orders, rules,
+ * pages, campaigns) increments, and state written on the request path
+ * (exposures, arms, push and ad state) does not.  Readers that keep
+ * decisions across requests compare it.
+ */
+
+static int
+sf_txn_bump_generation(sf_txn *t)
+{
+    int       rc;
+    uint64_t  gen;
+    MDB_val   k, v;
+
+    k.mv_data = SF_GENERATION_KEY;
+    k.mv_size = sizeof(SF_GENERATION_KEY) - 1;
+
+    gen = 0;
+    rc = mdb_get(t->txn, t->db->meta, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(gen)) {
+        memcpy(&gen, v.mv_data, sizeof(gen));
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+
+    gen++;
+    v.mv_data = &gen;
+    v.mv_size = sizeof(gen);
+
+    return mdb_put(t->txn, t->db->meta, &k, &v, 0);
+}
+
+
+int
+sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    *gen = 0;
+
+    if (!s->db->have_dbs) {
+        return SF_OK;
+    }
+
+    k.mv_data = SF_GENERATION_KEY;
+    k.mv_size = sizeof(SF_GENERATION_KEY) - 1;
+
+    rc = mdb_get(s->txn, s->db->meta, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(*gen)) {
+        memcpy(gen, v.mv_data, sizeof(*gen));
+        return SF_OK;
+    }
+
+    return (rc == 0 || rc == MDB_NOTFOUND) ? SF_OK
+                                           : sf_db_error(err, rc, "meta");
+}
+
+
+uint64_t
+sf_db_last_txn(sf_db *db)
+{
+    MDB_envinfo  ei;
+
+    mdb_env_info(db->env, &ei);
+
+    return (uint64_t) ei.me_last_txnid;
+}
+
+
 int
 sf_txn_begin(sf_db *db, sf_txn **tp, sf_error *err)
 {
@@ -686,6 +761,15 @@ sf_txn_commit(sf_txn *t, sf_error *err)
 {
     int  rc;
 
+    if (t->decisions) {
+        rc = sf_txn_bump_generation(t);
+        if (rc != 0) {
+            mdb_txn_abort(t->txn);
+            free(t);
+            return sf_db_error(err, rc, "commit");
+        }
+    }
+
     rc = mdb_txn_commit(t->txn);
     free(t);
 
@@ -720,6 +804,7 @@ sf_txn_put_experiment(sf_txn *t, const void *rec, size_t len, sf_error *err)
     v.mv_data = (void *) rec;
     v.mv_size = len;
 
+    t->decisions = 1;
     rc = mdb_put(t->txn, t->db->experiments, &k, &v, 0);
     return rc ? sf_db_error(err, rc, "experiment") : SF_OK;
 }
@@ -735,6 +820,7 @@ sf_txn_delete_experiment(sf_txn *t, const char *key, size_t key_len,
     k.mv_data = (void *) key;
     k.mv_size = key_len;
 
+    t->decisions = 1;
     rc = mdb_del(t->txn, t->db->experiments, &k, NULL);
     if (rc == MDB_NOTFOUND) {
         return sf_error_set(err, SF_ERR_NOT_FOUND, "no experiment \"%.*s\"",
@@ -781,6 +867,7 @@ sf_txn_clear_experiments(sf_txn *t, sf_error *err)
 {
     int  rc;
 
+    t->decisions = 1;
     rc = mdb_drop(t->txn, t->db->experiments, 0);
     return rc ? sf_db_error(err, rc, "experiments") : SF_OK;
 }
@@ -951,6 +1038,7 @@ sf_txn_put_profile(sf_txn *t, const char *id, size_t id_len, const void *rec,
     v.mv_data = (void *) rec;
     v.mv_size = len;
 
+    t->decisions = 1;
     rc = mdb_put(t->txn, t->db->profiles, &k, &v, 0);
     return rc ? sf_db_error(err, rc, "profile") : SF_OK;
 }
@@ -1008,6 +1096,7 @@ sf_txn_put_rules(sf_txn *t, const sf_rules *rules, sf_error *err)
     v.mv_data = &r;
     v.mv_size = sizeof(r);
 
+    t->decisions = 1;
     rc = mdb_put(t->txn, t->db->config, &k, &v, 0);
     return rc ? sf_db_error(err, rc, "rules") : SF_OK;
 }
@@ -1024,6 +1113,7 @@ sf_txn_put_pages(sf_txn *t, const void *blob, size_t len, sf_error *err)
     v.mv_data = (void *) blob;
     v.mv_size = len;
 
+    t->decisions = 1;
     rc = mdb_put(t->txn, t->db->config, &k, &v, 0);
     return rc ? sf_db_error(err, rc, "pages") : SF_OK;
 }
@@ -1493,6 +1583,7 @@ sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
 
     v.mv_data = &order;
     v.mv_size = sizeof(order);
+    t->decisions = 1;
     rc = mdb_put(t->txn, t->db->orders, &k, &v, 0);
     if (rc != 0) {
         return sf_db_error(err, rc, "orders");
@@ -1725,6 +1816,10 @@ sf_txn_kv_put(sf_txn *t, sf_store store, const void *key, size_t klen,
     k.mv_size = klen;
     v.mv_data = (void *) val;
     v.mv_size = vlen;
+
+    if (store == SF_STORE_ADS) {
+        t->decisions = 1;     /* campaigns, not state */
+    }
 
     rc = mdb_put(t->txn, t->db->stores[store], &k, &v,
                  (flags & SF_KV_APPEND) ? MDB_APPEND : 0);

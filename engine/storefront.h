@@ -947,6 +947,17 @@ void sf_snapshot_reset(sf_snapshot *s);
 void sf_snapshot_free(sf_snapshot *s);
 
 /*
+ * The data generation of the snapshot: changes with every commit that
+ * changes what a decision reads (experiments, profiles, orders, rules,
+ * pages, campaigns), not with state written on the request path
+ * (exposures, push and ad state).  0 for a database never written so.
+ * sf_db_last_txn() is the id of the environment's last commit, read
+ * without a transaction: while it is unchanged, so is the generation.
+ */
+int sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err);
+uint64_t sf_db_last_txn(sf_db *db);
+
+/*
  * Evaluates every experiment in the snapshot in key order.  out has room
  * for max results; *n is set to the number written.  SF_ERR_TOO_MANY when
  * there are more experiments than max (the first max are evaluated).

@@ -393,6 +393,38 @@ test_db(void)
     sf_db_info_get(db, &info, &err);
     tap_ok(info.experiments == 2, "an aborted transaction changes nothing");
 
+    /* the data generation follows decision data, not request state */
+    {
+        uint64_t  gen0, gen1, gen2, txn0, txn1;
+
+        sf_snapshot_renew(snap, &err);
+        sf_snapshot_generation(snap, &gen0, &err);
+        sf_snapshot_reset(snap);
+        txn0 = sf_db_last_txn(db);
+
+        sf_txn_begin(db, &txn, &err);
+        sf_txn_put_meta(txn, "scratch", "x", 1, &err);
+        sf_txn_commit(txn, &err);
+        txn1 = sf_db_last_txn(db);
+
+        sf_snapshot_renew(snap, &err);
+        sf_snapshot_generation(snap, &gen1, &err);
+        sf_snapshot_reset(snap);
+
+        put(db, "{\"key\":\"c\",\"variations\":[0,1]}");
+        sf_snapshot_renew(snap, &err);
+        sf_snapshot_generation(snap, &gen2, &err);
+        sf_snapshot_reset(snap);
+
+        tap_ok(gen0 > 0 && txn1 == txn0 + 1 && gen1 == gen0
+               && gen2 == gen0 + 1,
+               "a commit of other data moves the last txn id (%llu -> %llu)"
+               " but not the generation; an experiment write moves it"
+               " (%llu -> %llu)", (unsigned long long) txn0,
+               (unsigned long long) txn1, (unsigned long long) gen0,
+               (unsigned long long) gen2);
+    }
+
     tap_ok(sf_db_open(&reader, dir, 0, SF_DB_READONLY, &err) == SF_OK,
            "a second, read-only opener");
     sf_db_close(reader);
