@@ -44,6 +44,7 @@ struct sf_db {
     MDB_dbi     arms;
     MDB_dbi     stores[SF_STORE__COUNT];     /* by sf_store */
     int         have_dbs;       /* named databases exist */
+    uint64_t    commits;        /* made through this handle */
     unsigned    flags;
     char       *path;
 };
@@ -711,6 +712,13 @@ sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err)
 
 
 uint64_t
+sf_db_commits(sf_db *db)
+{
+    return db->commits;
+}
+
+
+uint64_t
 sf_db_last_txn(sf_db *db)
 {
     MDB_envinfo  ei;
@@ -771,6 +779,9 @@ sf_txn_commit(sf_txn *t, sf_error *err)
     }
 
     rc = mdb_txn_commit(t->txn);
+    if (rc == 0) {
+        t->db->commits++;
+    }
     free(t);
 
     return rc ? sf_db_error(err, rc, "commit") : SF_OK;

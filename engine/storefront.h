@@ -953,9 +953,11 @@ void sf_snapshot_free(sf_snapshot *s);
  * (exposures, push and ad state).  0 for a database never written so.
  * sf_db_last_txn() is the id of the environment's last commit, read
  * without a transaction: while it is unchanged, so is the generation.
+ * sf_db_commits() counts the commits made through this handle.
  */
 int sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err);
 uint64_t sf_db_last_txn(sf_db *db);
+uint64_t sf_db_commits(sf_db *db);
 
 /*
  * Evaluates every experiment in the snapshot in key order.  out has room

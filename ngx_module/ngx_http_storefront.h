@@ -38,11 +38,18 @@
 #define NGX_HTTP_STOREFRONT_SAMESITE_LAX     2
 #define NGX_HTTP_STOREFRONT_SAMESITE_NONE    3
 
+#define NGX_HTTP_STOREFRONT_CACHE_OFF     0
+#define NGX_HTTP_STOREFRONT_CACHE_MISS    1
+#define NGX_HTTP_STOREFRONT_CACHE_HIT     2
+#define NGX_HTTP_STOREFRONT_CACHE_BYPASS  3
+
 
 typedef struct {
     ngx_str_t                       db_path;     /* null-terminated */
     size_t                          map_size;
     ngx_int_t                       max_experiments;
+    ngx_uint_t                      cache_max;   /* 0: no decision cache */
+    time_t                          cache_valid;
     ngx_flag_t                      enabled;     /* the database is used:
                                                     "storefront on" or
                                                     "storefront_admin"
@@ -123,6 +130,7 @@ typedef struct {
     unsigned                        available:1;
     unsigned                        injected:1;
     unsigned                        cookie_sent:1;
+    unsigned                        cache:2;     /* NGX_HTTP_STOREFRONT_CACHE_* */
 } ngx_http_storefront_ctx_t;
 
 
@@ -145,8 +153,17 @@ typedef struct {
                                                     values, request's own */
     const sf_assignment            *assignments;
     size_t                          nassignments;
+    uint32_t                       *counters;    /* see below */
     int64_t                         now;
 } ngx_http_storefront_facts_t;
+
+/*
+ * counters[i] is kept with a cached decision for assignment i: exposure
+ * counting stores there the index of the (experiment, variation) counter,
+ * so that a cached decision is counted without a lookup.  A fresh
+ * decision starts with NGX_HTTP_STOREFRONT_NO_COUNTER everywhere.
+ */
+#define NGX_HTTP_STOREFRONT_NO_COUNTER  ((uint32_t) -1)
 
 typedef ngx_int_t (*ngx_http_storefront_decision_pt)(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
@@ -155,6 +172,35 @@ extern ngx_http_storefront_decision_pt  ngx_http_storefront_top_decision;
 
 ngx_int_t ngx_http_storefront_last_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
+
+/*
+ * The decision cache (ngx_http_storefront_cache.c).  On a hit the
+ * decision chain runs with facts->snapshot and facts->attributes NULL and
+ * the assignments the visitor is in.  A feature that needs more for a
+ * request says so in the cacheable chain, chained as the decision chain:
+ *
+ *     next_cacheable = ngx_http_storefront_top_cacheable;
+ *     ngx_http_storefront_top_cacheable = my_cacheable;
+ *
+ * returning 0, or else what next_cacheable returns.
+ */
+
+typedef ngx_uint_t (*ngx_http_storefront_cacheable_pt)(ngx_http_request_t *r);
+
+extern ngx_http_storefront_cacheable_pt  ngx_http_storefront_top_cacheable;
+
+ngx_uint_t ngx_http_storefront_last_cacheable(ngx_http_request_t *r);
+ngx_int_t ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
+    ngx_http_storefront_main_conf_t *smcf);
+void ngx_http_storefront_cache_free(void);
+ngx_int_t ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
+    const sf_value *attrs, ngx_http_storefront_facts_t *facts);
+void ngx_http_storefront_cache_store(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts,
+    uint64_t generation);
+char *ngx_http_storefront_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 ngx_http_storefront_ctx_t *ngx_http_storefront_get_ctx(ngx_http_request_t *r);

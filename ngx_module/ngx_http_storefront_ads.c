@@ -229,6 +229,7 @@ typedef struct {
 } ngx_http_storefront_ads_worker_t;
 
 
+static ngx_uint_t ngx_http_storefront_ads_cacheable(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_ads_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
 static ngx_int_t ngx_http_storefront_ads_decide(ngx_http_request_t *r,
@@ -422,6 +423,7 @@ static ngx_http_variable_t  ngx_http_storefront_ads_vars[] = {
 
 
 static ngx_http_storefront_decision_pt  ngx_http_storefront_ads_next_decision;
+static ngx_http_storefront_cacheable_pt  ngx_http_storefront_ads_next_cacheable;
 
 static ngx_http_storefront_ads_worker_t  ngx_http_storefront_ads_worker;
 
@@ -539,6 +541,23 @@ ngx_http_storefront_ads_all(ngx_http_request_t *r, ngx_uint_t *n)
 
 
 /* ---- the decision -------------------------------------------------------- */
+
+/* a location with ad slots decides them from the snapshot: not cached */
+
+static ngx_uint_t
+ngx_http_storefront_ads_cacheable(ngx_http_request_t *r)
+{
+    ngx_http_storefront_ads_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_ads_module);
+
+    if (alcf->slots && alcf->slots->nelts) {
+        return 0;
+    }
+
+    return ngx_http_storefront_ads_next_cacheable(r);
+}
+
 
 static ngx_int_t
 ngx_http_storefront_ads_decision(ngx_http_request_t *r,
@@ -2740,6 +2759,9 @@ ngx_http_storefront_ads_init(ngx_conf_t *cf)
 
     ngx_http_storefront_ads_next_decision = ngx_http_storefront_top_decision;
     ngx_http_storefront_top_decision = ngx_http_storefront_ads_decision;
+
+    ngx_http_storefront_ads_next_cacheable = ngx_http_storefront_top_cacheable;
+    ngx_http_storefront_top_cacheable = ngx_http_storefront_ads_cacheable;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -30,6 +30,7 @@ typedef struct {
     sf_db                            *db;
     sf_snapshot                      *snapshot;
     sf_assignment                    *out;
+    uint32_t                         *counters;   /* facts.counters */
     size_t                            max;
     sf_buf                            scratch;
     time_t                            next_open;
@@ -92,8 +93,18 @@ ngx_http_storefront_init_worker(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    w->counters = ngx_alloc(smcf->max_experiments * sizeof(uint32_t),
+                            cycle->log);
+    if (w->counters == NULL) {
+        return NGX_ERROR;
+    }
+
     w->smcf = smcf;
     w->max = smcf->max_experiments;
+
+    if (ngx_http_storefront_cache_init(cycle, smcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ngx_http_storefront_open(cycle->log);
 
@@ -110,11 +121,18 @@ ngx_http_storefront_exit_worker(ngx_cycle_t *cycle)
 
     ngx_http_storefront_close();
 
+    ngx_http_storefront_cache_free();
+
     sf_buf_free(&w->scratch);
 
     if (w->out) {
         ngx_free(w->out);
         w->out = NULL;
+    }
+
+    if (w->counters) {
+        ngx_free(w->counters);
+        w->counters = NULL;
     }
 
     w->smcf = NULL;
@@ -304,9 +322,11 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx)
 {
     int                            rc;
-    size_t                         n;
+    size_t                         n, i;
+    uint64_t                       generation;
     sf_value                       attrs, all;
     sf_error                       err;
+    ngx_int_t                      cached;
     sf_request                     req;
     sf_snapshot                   *snapshot;
     ngx_http_storefront_facts_t    facts;
@@ -321,6 +341,26 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
 
     if (ngx_http_storefront_attributes(r, slcf, ctx, &attrs) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    cached = ngx_http_storefront_cache_fetch(r, slcf, ctx, &attrs, &facts);
+
+    if (cached == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (cached == NGX_OK) {
+        /* the features see the assignments only: no snapshot is held */
+
+        facts.now = (int64_t) ngx_time();
+
+        if (ngx_http_storefront_top_decision(r, ctx, &facts) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->available = 1;
+
+        return NGX_OK;
     }
 
     snapshot = ngx_http_storefront_snapshot_acquire(r);
@@ -389,11 +429,22 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     facts.attributes = &all;
     facts.assignments = w->out;
     facts.nassignments = n;
+    facts.counters = w->counters;
     facts.now = req.now;
+
+    for (i = 0; i < n; i++) {
+        w->counters[i] = NGX_HTTP_STOREFRONT_NO_COUNTER;
+    }
 
     if (ngx_http_storefront_top_decision(r, ctx, &facts) != NGX_OK) {
         ngx_http_storefront_snapshot_release();
         return NGX_ERROR;
+    }
+
+    if (ctx->cache == NGX_HTTP_STOREFRONT_CACHE_MISS
+        && sf_snapshot_generation(snapshot, &generation, &err) == SF_OK)
+    {
+        ngx_http_storefront_cache_store(r, ctx, &facts, generation);
     }
 
     ngx_http_storefront_snapshot_release();

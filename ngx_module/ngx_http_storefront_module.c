@@ -59,6 +59,13 @@ static ngx_command_t  ngx_http_storefront_commands[] = {
       offsetof(ngx_http_storefront_main_conf_t, max_experiments),
       &ngx_http_storefront_max_experiments_bounds },
 
+    { ngx_string("storefront_decision_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_storefront_cache_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("storefront"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -702,6 +709,7 @@ ngx_http_storefront_preconfiguration(ngx_conf_t *cf)
      * feature chains itself in postconfiguration
      */
     ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
+    ngx_http_storefront_top_cacheable = ngx_http_storefront_last_cacheable;
 
     if (ngx_http_storefront_add_variables(cf) != NGX_OK) {
         return NGX_ERROR;
@@ -756,6 +764,8 @@ ngx_http_storefront_create_main_conf(ngx_conf_t *cf)
 
     smcf->map_size = NGX_CONF_UNSET_SIZE;
     smcf->max_experiments = NGX_CONF_UNSET;
+    smcf->cache_max = NGX_CONF_UNSET_UINT;
+    smcf->cache_valid = NGX_CONF_UNSET;
 
     return smcf;
 }
@@ -770,6 +780,8 @@ ngx_http_storefront_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_size_value(smcf->map_size, 0);
     ngx_conf_init_value(smcf->max_experiments, 64);
+    ngx_conf_init_uint_value(smcf->cache_max, 0);
+    ngx_conf_init_value(smcf->cache_valid, 10);
 
     return NGX_CONF_OK;
 }

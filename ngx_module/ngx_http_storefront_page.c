@@ -152,6 +152,7 @@ struct ngx_http_storefront_page_asm_s {
 
 static ngx_int_t ngx_http_storefront_page_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
+static ngx_uint_t ngx_http_storefront_page_cacheable(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_page_decide(ngx_http_request_t *r,
     ngx_http_storefront_page_ctx_t *pctx, ngx_str_t *page, sf_snapshot *s,
     const sf_value *attributes, const sf_assignment *assignments,
@@ -411,6 +412,19 @@ ngx_http_storefront_page_decision(ngx_http_request_t *r,
     }
 
     return ngx_http_storefront_page_next_decision(r, ctx, facts);
+}
+
+
+/*
+ * Any location may name the page type after an internal redirect, and the
+ * page is decided from the visitor's attributes: with storefront_page in
+ * the configuration, no decision is cached.
+ */
+
+static ngx_uint_t
+ngx_http_storefront_page_cacheable(ngx_http_request_t *r)
+{
+    return 0;
 }
 
 
@@ -2333,6 +2347,9 @@ ngx_http_storefront_page_init(ngx_conf_t *cf)
 
     ngx_http_storefront_page_next_decision = ngx_http_storefront_top_decision;
     ngx_http_storefront_top_decision = ngx_http_storefront_page_decision;
+
+    /* the chain ends here: nothing further is asked */
+    ngx_http_storefront_top_cacheable = ngx_http_storefront_page_cacheable;
 
     /* after the core's headers (preaccess) and access checks */
 

@@ -345,9 +345,16 @@ static ngx_int_t
 ngx_http_storefront_stats_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts)
 {
+    /*
+     * a decision from the decision cache was counted as exposures when it
+     * was made, in this worker: only the decisions are counted again
+     */
+
     ngx_http_storefront_stats_expose(r, (const char *) ctx->user_id.data,
                                      ctx->user_id.len, facts->assignments,
-                                     facts->nassignments);
+                                     facts->nassignments, facts->counters,
+                                     ctx->cache
+                                     == NGX_HTTP_STOREFRONT_CACHE_HIT);
 
     return ngx_http_storefront_next_decision(r, ctx, facts);
 }
@@ -355,7 +362,8 @@ ngx_http_storefront_stats_decision(ngx_http_request_t *r,
 
 void
 ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
-    size_t user_len, const sf_assignment *a, size_t n)
+    size_t user_len, const sf_assignment *a, size_t n, uint32_t *counters,
+    ngx_uint_t counted)
 {
     u_char                                *p;
     size_t                                 i, need;
@@ -377,13 +385,22 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
         return;
     }
 
-    hu = ngx_http_storefront_stats_hash(0, (u_char *) user, user_len);
+    hu = counted ? 0
+                 : ngx_http_storefront_stats_hash(0, (u_char *) user, user_len);
 
     for (i = 0; i < n; i++) {
 
         if (!a[i].in_experiment
             || a[i].key_len > NGX_HTTP_STOREFRONT_STATS_KEY_MAX)
         {
+            continue;
+        }
+
+        if (counted && counters
+            && counters[i] != NGX_HTTP_STOREFRONT_NO_COUNTER)
+        {
+            /* a cached decision: its counter is known */
+            w->decisions[counters[i]]++;
             continue;
         }
 
@@ -397,13 +414,17 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
         if (slot) {
             w->decisions[slot - w->sh->slots]++;
 
+            if (counters) {
+                counters[i] = (uint32_t) (slot - w->sh->slots);
+            }
+
         } else {
             (void) ngx_atomic_fetch_add(&w->sh->decisions_lost, 1);
         }
 
         /* GrowthBook tracks the results of hashing only */
 
-        if (a[i].reason != SF_REASON_ASSIGNED || user_len == 0
+        if (counted || a[i].reason != SF_REASON_ASSIGNED || user_len == 0
             || user_len > NGX_HTTP_STOREFRONT_USER_ID_MAX)
         {
             continue;

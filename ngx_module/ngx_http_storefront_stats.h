@@ -22,10 +22,14 @@
  * written by the flush timer in one write transaction; a pair (user,
  * experiment) seen recently costs a hash lookup.  Every in-experiment
  * assignment also counts as a decision in shared memory.  Strings are
- * copied: the assignments may point into the snapshot.
+ * copied: the assignments may point into the snapshot.  counters (may be
+ * NULL) get each counted decision's counter index; with counted set (a
+ * decision from the decision cache, its exposures buffered when it was
+ * made) only the decisions are counted, by those indexes when known.
  */
 void ngx_http_storefront_stats_expose(ngx_http_request_t *r,
-    const char *user, size_t user_len, const sf_assignment *a, size_t n);
+    const char *user, size_t user_len, const sf_assignment *a, size_t n,
+    uint32_t *counters, ngx_uint_t counted);
 
 /*
  * The admin endpoint's experiment routes, called after the token check:

@@ -19,6 +19,7 @@
 #define NGX_HTTP_STOREFRONT_VAR_CACHE_KEY  2
 #define NGX_HTTP_STOREFRONT_VAR_STATUS     3
 #define NGX_HTTP_STOREFRONT_VAR_MINTED     4
+#define NGX_HTTP_STOREFRONT_VAR_CACHE      5
 
 
 static ngx_int_t ngx_http_storefront_variable(ngx_http_request_t *r,
@@ -45,6 +46,10 @@ static ngx_http_variable_t  ngx_http_storefront_vars[] = {
 
     { ngx_string("storefront_status"), NULL,
       ngx_http_storefront_variable, NGX_HTTP_STOREFRONT_VAR_STATUS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("storefront_decision_cache"), NULL,
+      ngx_http_storefront_variable, NGX_HTTP_STOREFRONT_VAR_CACHE,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("storefront_id_minted"), NULL,
@@ -161,6 +166,29 @@ ngx_http_storefront_variable(ngx_http_request_t *r,
 
         } else {
             ngx_str_set(&s, "unavailable");
+        }
+
+        break;
+
+    case NGX_HTTP_STOREFRONT_VAR_CACHE:
+
+        switch (ctx->cache) {
+
+        case NGX_HTTP_STOREFRONT_CACHE_HIT:
+            ngx_str_set(&s, "HIT");
+            break;
+
+        case NGX_HTTP_STOREFRONT_CACHE_MISS:
+            ngx_str_set(&s, "MISS");
+            break;
+
+        case NGX_HTTP_STOREFRONT_CACHE_BYPASS:
+            ngx_str_set(&s, "BYPASS");
+            break;
+
+        default: /* off */
+            v->not_found = 1;
+            return NGX_OK;
         }
 
         break;

@@ -1,0 +1,772 @@
+
+/*
+ * storefront: the worker's cache of recent decisions.
+ *
+ *     storefront_decision_cache max=10000 valid=10s;
+ *
+ * A returning visitor's next request usually asks the same question: same
+ * id, same storefront_attribute values, same data.  The answer (the
+ * variants, the assignments and the profile's headers) is kept per worker
+ * under a key made of everything the decision reads from the request:
+ * the location's configuration, the ids, every attribute, and the URL
+ * when storefront_qa_override lets the query string force variations.
+ * An entry is used only while the database's data generation is the one
+ * it was made from (any import, event, rule or experiment change ends it
+ * at once) and for at most valid= seconds, which bounds how long values
+ * that age with the clock (recency, lifecycle) may be stale.  The slots
+ * are direct-mapped; a new decision replaces the one in its slot.
+ *
+ * The features built on the decision still run on a hit, without the
+ * snapshot: they say through the cacheable chain whether a request may
+ * be answered so (page layouts and ad slots need the snapshot).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_storefront.h"
+
+
+#define NGX_HTTP_STOREFRONT_CACHE_KEY_MAX   2048
+#define NGX_HTTP_STOREFRONT_CACHE_DATA_MAX  (16 * 1024)
+
+#define NGX_HTTP_STOREFRONT_CACHE_K1  0x9e3779b97f4a7c15ULL
+#define NGX_HTTP_STOREFRONT_CACHE_K2  0xc2b2ae3d27d4eb4fULL
+
+
+/* the decision as kept: pointers into the entry, moved on copy */
+
+typedef struct {
+    ngx_str_t                        variants;
+    ngx_keyval_t                    *assigned;
+    ngx_uint_t                       nassigned;
+    ngx_http_storefront_profile_t   *profile;
+    sf_assignment                   *assignments;   /* in-experiment ones */
+    uint32_t                        *counters;      /* one per assignment */
+    size_t                           nassignments;
+} ngx_http_storefront_cached_t;
+
+
+typedef struct {
+    uint64_t                         hash;          /* 0: free */
+    uint64_t                         generation;
+    time_t                           expires;
+    size_t                           key_len;
+    size_t                           size;          /* of the decision */
+    size_t                           copy;          /* copied on a hit */
+    u_char                          *data;          /* decision, then key */
+} ngx_http_storefront_cache_entry_t;
+
+
+typedef struct {
+    ngx_http_storefront_cache_entry_t  *entries;
+    ngx_uint_t                          mask;
+    time_t                              valid;
+
+    sf_db                              *db;         /* of the generation */
+    uint64_t                            last_txn;
+    uint64_t                            commits;
+    ngx_msec_t                          checked;
+    uint64_t                            generation;
+
+    u_char                              key[NGX_HTTP_STOREFRONT_CACHE_KEY_MAX];
+    size_t                              key_len;    /* 0: not cacheable */
+    uint64_t                            hash;
+} ngx_http_storefront_cache_t;
+
+
+static ngx_int_t ngx_http_storefront_cache_key(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, const sf_value *attrs);
+static u_char *ngx_http_storefront_cache_put(u_char *p, u_char *end,
+    const void *data, size_t len);
+static uint64_t ngx_http_storefront_cache_hash(const u_char *p, size_t len);
+static ngx_int_t ngx_http_storefront_cache_current(ngx_http_request_t *r,
+    uint64_t *generation);
+static size_t ngx_http_storefront_cache_size(ngx_http_storefront_ctx_t *ctx,
+    const sf_assignment *a, size_t n);
+static void ngx_http_storefront_cache_move(ngx_http_storefront_cached_t *c,
+    u_char *from, u_char *to);
+static u_char *ngx_http_storefront_cache_str(u_char *p, ngx_str_t *s);
+
+
+static ngx_http_storefront_cache_t  ngx_http_storefront_cache;
+
+ngx_http_storefront_cacheable_pt  ngx_http_storefront_top_cacheable =
+    ngx_http_storefront_last_cacheable;
+
+
+ngx_int_t
+ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
+    ngx_http_storefront_main_conf_t *smcf)
+{
+    ngx_uint_t                    n;
+    ngx_http_storefront_cache_t  *c;
+
+    c = &ngx_http_storefront_cache;
+
+    ngx_memzero(c, offsetof(ngx_http_storefront_cache_t, key));
+
+    if (smcf->cache_max == 0) {
+        return NGX_OK;
+    }
+
+    for (n = 1; n < (ngx_uint_t) smcf->cache_max; n <<= 1) {
+        /* void */
+    }
+
+    c->entries = ngx_calloc(n * sizeof(ngx_http_storefront_cache_entry_t),
+                            cycle->log);
+    if (c->entries == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->mask = n - 1;
+    c->valid = smcf->cache_valid;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_storefront_cache_free(void)
+{
+    ngx_uint_t                    i;
+    ngx_http_storefront_cache_t  *c;
+
+    c = &ngx_http_storefront_cache;
+
+    if (c->entries == NULL) {
+        return;
+    }
+
+    for (i = 0; i <= c->mask; i++) {
+        if (c->entries[i].data) {
+            ngx_free(c->entries[i].data);
+        }
+    }
+
+    ngx_free(c->entries);
+    c->entries = NULL;
+}
+
+
+/* storefront_decision_cache off | max=N [valid=time] */
+
+char *
+ngx_http_storefront_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_storefront_main_conf_t *smcf = conf;
+
+    time_t       valid;
+    ngx_int_t    max;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    if (smcf->cache_max != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no parameter after \"off\"";
+        }
+
+        smcf->cache_max = 0;
+        return NGX_CONF_OK;
+    }
+
+    max = 0;
+    valid = 10;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            max = ngx_atoi(value[i].data + 4, value[i].len - 4);
+
+            if (max == NGX_ERROR || max < 1 || max > 16 * 1024 * 1024) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": max= takes 1 to "
+                                   "16777216 entries", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
+            s.len = value[i].len - 6;
+            s.data = value[i].data + 6;
+
+            valid = ngx_parse_time(&s, 1);
+
+            if (valid == (time_t) NGX_ERROR || valid < 1) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": valid= takes a time "
+                                   "of at least 1s", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (max == 0) {
+        return "needs max=";
+    }
+
+    smcf->cache_max = max;
+    smcf->cache_valid = valid;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the end of the cacheable chain: the core's own decision may be kept */
+
+ngx_uint_t
+ngx_http_storefront_last_cacheable(ngx_http_request_t *r)
+{
+    return 1;
+}
+
+
+/*
+ * Looks the request's decision up.  NGX_OK: found, the context holds it
+ * and the facts the assignments and counters for the decision chain, all
+ * in r->pool.  NGX_DECLINED: not found; the key is kept for
+ * ngx_http_storefront_cache_store() when it may be cached.
+ */
+
+ngx_int_t
+ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
+    const sf_value *attrs, ngx_http_storefront_facts_t *facts)
+{
+    u_char                             *copy;
+    uint64_t                            generation;
+    ngx_http_storefront_cached_t       *cached;
+    ngx_http_storefront_cache_t        *c;
+    ngx_http_storefront_cache_entry_t  *e;
+
+    c = &ngx_http_storefront_cache;
+    c->key_len = 0;
+
+    if (c->entries == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_storefront_top_cacheable(r)) {
+        ctx->cache = NGX_HTTP_STOREFRONT_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    ctx->cache = NGX_HTTP_STOREFRONT_CACHE_MISS;
+
+    if (ngx_http_storefront_cache_key(r, slcf, attrs) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    e = &c->entries[c->hash & c->mask];
+
+    if (e->hash != c->hash
+        || e->key_len != c->key_len
+        || e->expires <= ngx_time()
+        || ngx_memcmp(e->data + e->size, c->key, c->key_len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_storefront_cache_current(r, &generation) != NGX_OK
+        || e->generation != generation)
+    {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * The request's own copy of what it keeps: the entry may be replaced
+     * before the request ends.  The assignments are read in place by the
+     * decision chain, now.
+     */
+
+    copy = ngx_palloc(r->pool, e->copy);
+    if (copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy, e->data, e->copy);
+
+    cached = (ngx_http_storefront_cached_t *) copy;
+    ngx_http_storefront_cache_move(cached, e->data, copy);
+
+    ctx->variants = cached->variants;
+    ctx->assigned = cached->assigned;
+    ctx->nassigned = cached->nassigned;
+    ctx->profile = cached->profile;
+    ctx->cache = NGX_HTTP_STOREFRONT_CACHE_HIT;
+
+    facts->snapshot = NULL;
+    facts->attributes = NULL;
+    facts->assignments = cached->assignments;    /* in the entry */
+    facts->nassignments = cached->nassignments;
+    facts->counters = cached->counters;
+
+    c->key_len = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Keeps the decision just made from a snapshot of the given generation,
+ * under the key of the last ngx_http_storefront_cache_fetch(), after the
+ * decision chain has run.  Only the assignments the visitor is in are
+ * kept, with their counters: the features see those.
+ */
+
+void
+ngx_http_storefront_cache_store(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts,
+    uint64_t generation)
+{
+    u_char                             *data, *p;
+    size_t                              size, copy, i, k, n;
+    const sf_assignment                *a;
+    ngx_str_t                           s;
+    ngx_http_storefront_cached_t       *cached;
+    ngx_http_storefront_cache_t        *c;
+    ngx_http_storefront_cache_entry_t  *e;
+    ngx_http_storefront_profile_t      *pr;
+
+    c = &ngx_http_storefront_cache;
+
+    if (c->key_len == 0) {
+        return;
+    }
+
+    a = facts->assignments;
+    n = facts->nassignments;
+
+    size = ngx_http_storefront_cache_size(ctx, a, n);
+
+    if (size > NGX_HTTP_STOREFRONT_CACHE_DATA_MAX) {
+        c->key_len = 0;
+        return;
+    }
+
+    data = ngx_alloc(size + c->key_len, r->connection->log);
+    if (data == NULL) {
+        c->key_len = 0;
+        return;
+    }
+
+    p = data;
+
+    /*
+     * First what a hit copies into its request: the structures, aligned,
+     * then their strings.  Then what the decision chain reads in place:
+     * the assignments, their counters and strings.  Then the key.
+     */
+
+    cached = (ngx_http_storefront_cached_t *) p;
+    p += ngx_align(sizeof(ngx_http_storefront_cached_t), sizeof(void *));
+
+    cached->assigned = (ngx_keyval_t *) p;
+    cached->nassigned = ctx->nassigned;
+    p += ctx->nassigned * sizeof(ngx_keyval_t);
+
+    cached->profile = NULL;
+    pr = NULL;
+
+    if (ctx->profile) {
+        pr = (ngx_http_storefront_profile_t *) p;
+        *pr = *ctx->profile;
+        p += sizeof(ngx_http_storefront_profile_t);
+
+        pr->attrs = (ngx_keyval_t *) p;
+        p += pr->nattrs * sizeof(ngx_keyval_t);
+
+        cached->profile = pr;
+    }
+
+    if (pr) {
+        p = ngx_http_storefront_cache_str(p, &pr->segment);
+        p = ngx_http_storefront_cache_str(p, &pr->rfm);
+        p = ngx_http_storefront_cache_str(p, &pr->lifecycle);
+        p = ngx_http_storefront_cache_str(p, &pr->tier);
+        p = ngx_http_storefront_cache_str(p, &pr->tier_benefits);
+        p = ngx_http_storefront_cache_str(p, &pr->points);
+
+        for (k = 0; k < pr->nattrs; k++) {
+            /* the names live in the configuration */
+            pr->attrs[k] = ctx->profile->attrs[k];
+            p = ngx_http_storefront_cache_str(p, &pr->attrs[k].value);
+        }
+    }
+
+    for (k = 0; k < ctx->nassigned; k++) {
+        cached->assigned[k] = ctx->assigned[k];
+        p = ngx_http_storefront_cache_str(p, &cached->assigned[k].key);
+        p = ngx_http_storefront_cache_str(p, &cached->assigned[k].value);
+    }
+
+    cached->variants = ctx->variants;
+    p = ngx_http_storefront_cache_str(p, &cached->variants);
+
+    p = ngx_align_ptr(p, sizeof(void *));
+    copy = p - data;
+
+    cached->assignments = (sf_assignment *) p;
+    cached->nassignments = 0;
+
+    for (i = 0; i < n; i++) {
+        if (a[i].in_experiment) {
+            cached->assignments[cached->nassignments++] = a[i];
+        }
+    }
+
+    p += cached->nassignments * sizeof(sf_assignment);
+
+    cached->counters = (uint32_t *) p;
+
+    for (i = 0, k = 0; i < n; i++) {
+        if (a[i].in_experiment) {
+            cached->counters[k++] = facts->counters
+                                    ? facts->counters[i]
+                                    : NGX_HTTP_STOREFRONT_NO_COUNTER;
+        }
+    }
+
+    p += k * sizeof(uint32_t);
+
+    for (k = 0; k < cached->nassignments; k++) {
+        s.len = cached->assignments[k].key_len;
+        s.data = (u_char *) cached->assignments[k].key;
+        p = ngx_http_storefront_cache_str(p, &s);
+        cached->assignments[k].key = (const char *) s.data;
+
+        s.len = cached->assignments[k].variation_key_len;
+        s.data = (u_char *) cached->assignments[k].variation_key;
+        p = ngx_http_storefront_cache_str(p, &s);
+        cached->assignments[k].variation_key = (const char *) s.data;
+
+        /* the rest points into the snapshot: not kept */
+        cached->assignments[k].value = NULL;
+        cached->assignments[k].value_len = 0;
+        cached->assignments[k].layout = NULL;
+        cached->assignments[k].layout_len = 0;
+        cached->assignments[k].seed = NULL;
+        cached->assignments[k].seed_len = 0;
+        cached->assignments[k].hash_attribute = NULL;
+        cached->assignments[k].hash_attribute_len = 0;
+    }
+
+    size = p - data;
+    ngx_memcpy(p, c->key, c->key_len);
+
+    e = &c->entries[c->hash & c->mask];
+
+    if (e->data) {
+        ngx_free(e->data);
+    }
+
+    e->hash = c->hash;
+    e->generation = generation;
+    e->expires = ngx_time() + c->valid;
+    e->key_len = c->key_len;
+    e->size = size;
+    e->copy = copy;
+    e->data = data;
+
+    c->key_len = 0;
+}
+
+
+/*
+ * The key: the location's configuration (headers, attributes and the QA
+ * override are configured per location), every member of the request's
+ * attributes object, and the URL when it can force a variation.
+ */
+
+static ngx_int_t
+ngx_http_storefront_cache_key(ngx_http_request_t *r,
+    ngx_http_storefront_loc_conf_t *slcf, const sf_value *attrs)
+{
+    u_char                       *p, *end;
+    ngx_uint_t                    i;
+    const sf_member              *m;
+    ngx_http_storefront_cache_t  *c;
+
+    c = &ngx_http_storefront_cache;
+
+    p = c->key;
+    end = c->key + NGX_HTTP_STOREFRONT_CACHE_KEY_MAX;
+
+    p = ngx_http_storefront_cache_put(p, end, &slcf, sizeof(slcf));
+
+    for (i = 0; p && i < attrs->u.obj.n; i++) {
+        m = &attrs->u.obj.members[i];
+
+        p = ngx_http_storefront_cache_put(p, end, m->name, m->name_len);
+
+        if (p == NULL) {
+            break;
+        }
+
+        switch (m->value.type) {
+
+        case SF_STRING:
+            p = ngx_http_storefront_cache_put(p, end, m->value.u.str.p,
+                                              m->value.u.str.len);
+            break;
+
+        case SF_BOOL:
+            p = ngx_http_storefront_cache_put(p, end, &m->value.u.boolean,
+                                              sizeof(m->value.u.boolean));
+            break;
+
+        default:
+            /* the module builds strings and booleans only */
+            return NGX_DECLINED;
+        }
+    }
+
+    if (p && slcf->qa_override) {
+        p = ngx_http_storefront_cache_put(p, end, r->unparsed_uri.data,
+                                          r->unparsed_uri.len);
+    }
+
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    c->key_len = p - c->key;
+    c->hash = ngx_http_storefront_cache_hash(c->key, c->key_len) | 1;
+
+    return NGX_OK;
+}
+
+
+/* a length, then the bytes: no two keys of different parts are equal */
+
+static u_char *
+ngx_http_storefront_cache_put(u_char *p, u_char *end, const void *data,
+    size_t len)
+{
+    uint32_t  n;
+
+    if (p == NULL || (size_t) (end - p) < sizeof(n) + len) {
+        return NULL;
+    }
+
+    n = (uint32_t) len;
+    p = ngx_cpymem(p, &n, sizeof(n));
+
+    return ngx_cpymem(p, data, len);
+}
+
+
+/* 8 bytes at a time, then murmur3's finaliser: for the table only */
+
+static uint64_t
+ngx_http_storefront_cache_hash(const u_char *p, size_t len)
+{
+    uint64_t  h, k;
+
+    h = len * NGX_HTTP_STOREFRONT_CACHE_K2;
+
+    for ( /* void */ ; len >= 8; p += 8, len -= 8) {
+        ngx_memcpy(&k, p, 8);
+        h ^= k * NGX_HTTP_STOREFRONT_CACHE_K1;
+        h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_CACHE_K2;
+    }
+
+    k = 0;
+    ngx_memcpy(&k, p, len);
+    h ^= k * NGX_HTTP_STOREFRONT_CACHE_K1;
+
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+
+    return h;
+}
+
+
+/*
+ * The database's data generation now.  Other processes' commits are
+ * looked for at most once a millisecond (the environment's last commit,
+ * read without a transaction), the worker's own at once; only when the
+ * last commit moved is the generation read again from a snapshot.
+ */
+
+static ngx_int_t
+ngx_http_storefront_cache_current(ngx_http_request_t *r,
+    uint64_t *generation)
+{
+    sf_db                        *db;
+    uint64_t                      last;
+    sf_error                      err;
+    sf_snapshot                  *snapshot;
+    ngx_http_storefront_cache_t  *c;
+
+    c = &ngx_http_storefront_cache;
+
+    db = ngx_http_storefront_worker_db(r);
+
+    if (db == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (db == c->db && c->checked == ngx_current_msec
+        && c->commits == sf_db_commits(db))
+    {
+        *generation = c->generation;
+        return NGX_OK;
+    }
+
+    last = sf_db_last_txn(db);
+
+    c->checked = ngx_current_msec;
+    c->commits = sf_db_commits(db);
+
+    if (db != c->db || last != c->last_txn) {
+
+        snapshot = ngx_http_storefront_snapshot_acquire(r);
+
+        if (snapshot == NULL) {
+            return NGX_DECLINED;
+        }
+
+        err.code = 0;
+        err.msg[0] = '\0';
+
+        if (sf_snapshot_generation(snapshot, &c->generation, &err) != SF_OK) {
+            ngx_http_storefront_snapshot_release();
+            c->db = NULL;
+            return NGX_DECLINED;
+        }
+
+        ngx_http_storefront_snapshot_release();
+
+        c->db = db;
+        c->last_txn = last;
+    }
+
+    *generation = c->generation;
+
+    return NGX_OK;
+}
+
+
+static size_t
+ngx_http_storefront_cache_size(ngx_http_storefront_ctx_t *ctx,
+    const sf_assignment *a, size_t n)
+{
+    size_t                          size, i;
+    ngx_http_storefront_profile_t  *pr;
+
+    size = ngx_align(sizeof(ngx_http_storefront_cached_t), sizeof(void *))
+           + ctx->nassigned * sizeof(ngx_keyval_t)
+           + ctx->variants.len;
+
+    for (i = 0; i < n; i++) {
+        if (a[i].in_experiment) {
+            size += sizeof(sf_assignment) + sizeof(uint32_t)
+                    + a[i].key_len + a[i].variation_key_len;
+        }
+    }
+
+    size += sizeof(void *);     /* the assignments' alignment */
+
+    for (i = 0; i < ctx->nassigned; i++) {
+        size += ctx->assigned[i].key.len + ctx->assigned[i].value.len;
+    }
+
+    pr = ctx->profile;
+
+    if (pr) {
+        size += sizeof(ngx_http_storefront_profile_t)
+                + pr->nattrs * sizeof(ngx_keyval_t)
+                + pr->segment.len + pr->rfm.len + pr->lifecycle.len
+                + pr->tier.len + pr->tier_benefits.len + pr->points.len;
+
+        for (i = 0; i < pr->nattrs; i++) {
+            size += pr->attrs[i].value.len;
+        }
+    }
+
+    return size;
+}
+
+
+/* copies a string into the entry; a NULL one stays NULL */
+
+static u_char *
+ngx_http_storefront_cache_str(u_char *p, ngx_str_t *s)
+{
+    u_char  *data;
+
+    if (s->data == NULL) {
+        return p;
+    }
+
+    data = p;
+    p = ngx_cpymem(p, s->data, s->len);
+    s->data = data;
+
+    return p;
+}
+
+
+/* points the copy of a decision's request part at itself */
+
+#define ngx_http_storefront_cache_moved(ptr, from, to)                        \
+    if (ptr) {                                                                 \
+        ptr = (void *) ((u_char *) (to) + ((u_char *) (ptr) - (from)));       \
+    }
+
+static void
+ngx_http_storefront_cache_move(ngx_http_storefront_cached_t *c, u_char *from,
+    u_char *to)
+{
+    ngx_uint_t                      i;
+    ngx_http_storefront_profile_t  *pr;
+
+    ngx_http_storefront_cache_moved(c->variants.data, from, to);
+    ngx_http_storefront_cache_moved(c->assigned, from, to);
+    ngx_http_storefront_cache_moved(c->profile, from, to);
+
+    for (i = 0; i < c->nassigned; i++) {
+        ngx_http_storefront_cache_moved(c->assigned[i].key.data, from, to);
+        ngx_http_storefront_cache_moved(c->assigned[i].value.data, from, to);
+    }
+
+    pr = c->profile;
+
+    if (pr == NULL) {
+        return;
+    }
+
+    ngx_http_storefront_cache_moved(pr->attrs, from, to);
+    ngx_http_storefront_cache_moved(pr->segment.data, from, to);
+    ngx_http_storefront_cache_moved(pr->rfm.data, from, to);
+    ngx_http_storefront_cache_moved(pr->lifecycle.data, from, to);
+    ngx_http_storefront_cache_moved(pr->tier.data, from, to);
+    ngx_http_storefront_cache_moved(pr->tier_benefits.data, from, to);
+    ngx_http_storefront_cache_moved(pr->points.data, from, to);
+
+    for (i = 0; i < pr->nattrs; i++) {
+        ngx_http_storefront_cache_moved(pr->attrs[i].value.data, from, to);
+    }
+}
