@@ -1,0 +1,259 @@
+#!/usr/bin/perl
+# The decision cache (storefront_decision_cache): a returning visitor's
+# second request is answered from the worker's cache (HIT) with exactly
+# the headers the first one (MISS) sent upstream, for 200 visitors; a
+# different storefront_attribute value, a purchase event posted to the
+# admin endpoint, an import by storefrontctl (another process) and the
+# end of valid= each give a fresh decision at once; the QA override's
+# query string is part of the key; a location with ad slots bypasses the
+# cache; decisions are counted on every request and exposures once per
+# visitor; configuration errors.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Storefront::Test qw(json_encode json_decode);
+
+my $TOKEN = 'cache-test-token-0123456789';
+my @AUTH = (Authorization => "Bearer $TOKEN");
+
+my @experiments = (
+    { key => 'hero', variations => [ 0, 1 ],
+      meta => [ { key => 'old' }, { key => 'new' } ] },
+    { key => 'cn-only', variations => [ 'a', 'b' ],
+      condition => { country => 'CN' } },
+    { key => 'gold-price', variations => [ 'x', 'y' ],
+      condition => { tier => 'gold' } },
+);
+
+my $t = Storefront::Test->new;
+$t->must_import({ experiments => \@experiments });
+
+# ---- configuration ----------------------------------------------------------
+
+sub conf_with {
+    my ($http) = @_;
+    return <<"EOF";
+%%TEST_GLOBALS%%
+events { }
+http {
+    %%TEST_GLOBALS_HTTP%%
+    storefront_db %%DB%%;
+    $http
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        storefront on;
+    }
+}
+EOF
+}
+
+for my $case (
+    [ 'storefront_decision_cache max=1000 valid=30s;', undef ],
+    [ 'storefront_decision_cache max=1000;', undef ],
+    [ 'storefront_decision_cache off;', undef ],
+    [ 'storefront_decision_cache valid=10s;', qr/needs max=/ ],
+    [ 'storefront_decision_cache max=0;', qr/invalid "max=0"/ ],
+    [ 'storefront_decision_cache max=10 valid=0s;', qr/invalid "valid=0s"/ ],
+    [ 'storefront_decision_cache max=10 size=3;',
+      qr/invalid parameter "size=3"/ ],
+    [ 'storefront_decision_cache off max=10;', qr/takes no parameter/ ],
+    [ "storefront_decision_cache max=10;\n"
+      . "    storefront_decision_cache max=20;", qr/is duplicate/ ])
+{
+    my ($line, $error) = @$case;
+    my ($code, $out) = $t->nginx_t(conf_with($line));
+    $line =~ s/\n\s*/ /g;
+    if ($error) {
+        isnt($code, 0, "\"$line\" fails nginx -t");
+        like($out, $error, '... saying why');
+    } else {
+        is($code, 0, "\"$line\" passes nginx -t") or diag($out);
+    }
+}
+
+# ---- a storefront with the cache ---------------------------------------------
+
+my $hp = 'x_storefront_';
+my $echo = <<"EOF";
+    server {
+        listen 127.0.0.1:%%PORT2%%;
+        location / {
+            default_type text/plain;
+            return 200 "variants=\$http_${hp}variants
+segment=\$http_${hp}segment
+tier=\$http_${hp}tier
+points=\$http_${hp}points
+benefits=\$http_${hp}tier_benefits
+a_country=\$http_${hp}attr_country
+";
+        }
+    }
+EOF
+
+$t->write_config(<<"EOF");
+%%TEST_GLOBALS%%
+worker_processes 1;
+events { }
+http {
+    %%TEST_GLOBALS_HTTP%%
+    storefront_db %%DB%%;
+    storefront_decision_cache max=4096 valid=2s;
+    storefront_profile_attributes country;
+    storefront_stats_flush 100ms;
+    storefront_ad_click_key 0123456789abcdef0123456789abcdef;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        storefront on;
+        storefront_user_id \$http_x_user_id;
+        storefront_attribute country \$http_x_country;
+
+        location / {
+            proxy_pass http://127.0.0.1:%%PORT2%%;
+            add_header X-T-Cache \$storefront_decision_cache;
+            add_header X-T-Variants \$storefront_variants;
+        }
+
+        location /qa/ {
+            storefront_qa_override on;
+            proxy_pass http://127.0.0.1:%%PORT2%%;
+            add_header X-T-Cache \$storefront_decision_cache;
+        }
+
+        location /ads/ {
+            storefront_ad_slots banner;
+            proxy_pass http://127.0.0.1:%%PORT2%%;
+            add_header X-T-Cache \$storefront_decision_cache;
+        }
+
+        location = /metrics { storefront off; storefront_metrics; }
+
+        location /admin/ {
+            storefront_admin;
+            storefront_admin_token $TOKEN;
+        }
+    }
+
+$echo
+}
+EOF
+$t->run;
+
+sub visit {
+    my ($user, %opt) = @_;
+    my @h = defined $user ? ('X-User-Id' => $user) : ();
+    push @h, 'X-Country' => $opt{country} if defined $opt{country};
+    my $r = $t->get($opt{path} // '/', headers => \@h);
+    return ($r, { $r->echo });
+}
+
+sub decisions_total {
+    my $body = $t->get('/metrics')->body;
+    my $n = 0;
+    $n += $1 while $body =~
+        /^storefront_decisions_total\{experiment="hero",[^}]*\} (\d+)$/mg;
+    return $n;
+}
+
+sub exposures_total {
+    my $body = $t->get('/metrics')->body;
+    my $n = 0;
+    $n += $1 while $body =~
+        /^storefront_exposures_total\{experiment="hero",[^}]*\} (\d+)$/mg;
+    return $n;
+}
+
+# the same answer from the cache, for many visitors
+my ($same, $hits, $misses) = (0, 0, 0);
+for my $u (map { "visitor-$_" } 1 .. 200) {
+    my ($r1, $e1) = visit($u);
+    my ($r2, $e2) = visit($u);
+    $misses++ if ($r1->header('x-t-cache') // '') eq 'MISS';
+    $hits++ if ($r2->header('x-t-cache') // '') eq 'HIT';
+    $same++ if json_encode($e1) eq json_encode($e2)
+        && $r1->header('x-t-variants') eq $r2->header('x-t-variants')
+        && $e1->{variants} =~ /hero=/;
+}
+is($misses, 200, 'a first visit is a MISS ($storefront_decision_cache)');
+is($hits, 200, 'the second one a HIT');
+is($same, 200, 'and the upstream gets the same headers from either');
+
+# decisions are counted on every request, exposures once per visitor
+sleep 0.4;
+is(decisions_total(), 400, 'decisions counted for hits too: 400');
+is(exposures_total(), 200, 'exposures: once per visitor (200)');
+
+# a different attribute is a different question
+my ($r, $e) = visit('visitor-1', country => 'CN');
+is($r->header('x-t-cache'), 'MISS', 'another country: MISS');
+like($e->{variants}, qr/cn-only=/, '... and the targeted experiment');
+is($e->{a_country}, 'CN', '... the attribute as sent');
+($r, $e) = visit('visitor-1', country => 'CN');
+is($r->header('x-t-cache'), 'HIT', 'that answer is cached too');
+($r, $e) = visit('visitor-1');
+is($r->header('x-t-cache'), 'HIT', 'and the one without a country still');
+unlike($e->{variants}, qr/cn-only=/, '... without the targeted experiment');
+
+# a purchase posted to the admin endpoint changes the answer at once
+($r, $e) = visit('buyer');
+($r, $e) = visit('buyer');
+is($r->header('x-t-cache'), 'HIT', 'a buyer before the purchase: HIT');
+is($e->{tier}, 'regular', '... tier regular');
+$r = $t->get('/admin/events', method => 'POST', headers => [ @AUTH ],
+    body => json_encode([ { type => 'purchase', user => 'buyer',
+        order_id => 'big-1', amount => 100000 } ]));
+is($r->status, 200, 'a large purchase posted') or diag($r->body);
+($r, $e) = visit('buyer');
+is($r->header('x-t-cache'), 'MISS', 'the next request is a MISS');
+isnt($e->{tier}, 'regular', "... with the new tier ($e->{tier})");
+cmp_ok($e->{points}, '>', 0, "... and the points ($e->{points})");
+
+# the purchase changed the data generation: every entry is renewed
+($r, $e) = visit('visitor-2');
+is($r->header('x-t-cache'), 'MISS', 'another visitor after the purchase: MISS');
+
+# an import by another process, seen within a few milliseconds
+($r, $e) = visit('visitor-2');
+is($r->header('x-t-cache'), 'HIT', 'visitor-2 cached again');
+$t->must_import({ experiments => [ @experiments,
+    { key => 'late', variations => [ 0, 1 ] } ] });
+sleep 0.05;
+($r, $e) = visit('visitor-2');
+is($r->header('x-t-cache'), 'MISS', 'after storefrontctl import: MISS');
+like($e->{variants}, qr/late=/, '... with the new experiment');
+
+# state written on the request path keeps the entries
+sleep 0.3;      # a stats flush commits exposures
+($r, $e) = visit('visitor-2');
+is($r->header('x-t-cache'), 'HIT', 'a stats flush keeps the entries');
+
+# valid= bounds the age of an answer
+sleep 2.1;
+($r, $e) = visit('visitor-2');
+is($r->header('x-t-cache'), 'MISS', 'after valid=2s: MISS');
+
+# the QA override reads the URL: it is part of the key
+my ($plain) = visit('qa-user', path => '/qa/');
+my ($forced) = visit('qa-user', path => '/qa/?hero=1');
+is($plain->header('x-t-cache'), 'MISS', 'QA location: MISS');
+is($forced->header('x-t-cache'), 'MISS', '... another query string: MISS');
+my %fv = $forced->echo;
+like($fv{variants}, qr/hero=new/, '... and the forced variation');
+($forced) = visit('qa-user', path => '/qa/?hero=0');
+%fv = $forced->echo;
+like($fv{variants}, qr/hero=old/, '... forced the other way too');
+
+# ad slots need the snapshot: no cache there
+($r) = visit('ads-user', path => '/ads/');
+is($r->header('x-t-cache'), 'BYPASS', 'a location with ad slots: BYPASS');
+($r) = visit('ads-user', path => '/ads/');
+is($r->header('x-t-cache'), 'BYPASS', '... every time');
+
+$t->check_log;
+$t->stop;
+
+done_testing;
