@@ -563,11 +563,23 @@ static ngx_int_t
 ngx_http_storefront_ads_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts)
 {
-    ngx_http_storefront_ads_ctx_t  *actx;
+    ngx_http_storefront_ads_ctx_t       *actx;
+    ngx_http_storefront_ads_loc_conf_t  *alcf;
 
-    actx = ngx_http_storefront_ads_get_ctx(r, 1);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_ads_module);
+
+    actx = ngx_http_storefront_ads_get_ctx(r, 0);
+
+    if (actx == NULL && (alcf->slots == NULL || alcf->slots->nelts == 0)) {
+        /* no slots asked by the location or a page layout: no ads */
+        return ngx_http_storefront_ads_next_decision(r, ctx, facts);
+    }
+
     if (actx == NULL) {
-        return NGX_ERROR;
+        actx = ngx_http_storefront_ads_get_ctx(r, 1);
+        if (actx == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     if (!actx->decided) {
@@ -2278,14 +2290,19 @@ ngx_http_storefront_ads_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    actx = ctx ? ngx_http_storefront_ads_get_ctx(r, 0) : NULL;
-
-    if (actx == NULL) {
+    if (ctx == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (data == NGX_HTTP_STOREFRONT_ADS_VAR_ADS) {
+    actx = ngx_http_storefront_ads_get_ctx(r, 0);
+
+    if (actx == NULL) {
+        /* a decision without slots: no ads */
+        v->len = (data == NGX_HTTP_STOREFRONT_ADS_VAR_ADS) ? 0 : 1;
+        v->data = (u_char *) "0";
+
+    } else if (data == NGX_HTTP_STOREFRONT_ADS_VAR_ADS) {
         v->len = actx->header.len;
         v->data = actx->header.data;
 

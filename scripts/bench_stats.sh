@@ -30,6 +30,9 @@
 #   -c N      wrk connections (default 32)
 #   --visitors N  also measure with N visitors in turn (1..1000000)
 #   --no-pin  do not pin the nginx worker and wrk to separate CPUs
+#   --no-cache  without storefront_decision_cache (every request decides
+#             from the database; by default a returning visitor's decision
+#             comes from the worker's cache, checked against the data)
 #   --check   exit 1 when a B/A median ratio is below 0.93
 # Environment: NGINX (default /usr/sbin/nginx), STOREFRONT_MODULE,
 #   STOREFRONTCTL, BENCH_EXPERIMENTS (an import file; one with no
@@ -52,6 +55,7 @@ DURATION=5
 CONNS=32
 VISITORS=0
 PIN=1
+CACHE=1
 CHECK=0
 TARGET=0.93
 
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
     -c) CONNS=$2; shift 2 ;;
     --visitors) VISITORS=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
+    --no-cache) CACHE=0; shift ;;
     --check) CHECK=1; shift ;;
     -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bench_stats.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -114,6 +119,11 @@ if [ "$(id -u)" -eq 0 ]; then
     USER_LINE="user nobody $(id -gn nobody);"
 fi
 
+CACHE_LINE=
+if [ "$CACHE" -eq 1 ]; then
+    CACHE_LINE="storefront_decision_cache max=100000 valid=10s;"
+fi
+
 NCPU=$(nproc)
 AFFINITY=
 WRK_PIN=()
@@ -152,6 +162,7 @@ http {
 
     storefront_db $PREFIX/db;
     storefront_cookie sf_anon;
+    $CACHE_LINE
     storefront_stats on;
     storefront_stats_flush 1s;
 
@@ -217,6 +228,7 @@ NDEC=$(printf '%s\n' "$VB" | sed 's/[,;]/\n/g' | grep -c '=' || true)
 echo "storefront A/B benchmark, exposure counting on  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine: $NCPU CPUs, $(lscpu 2>/dev/null \
     | sed -n 's/^Model name: *//p' | head -1), $(uname -r)"
+echo "decision cache: ${CACHE_LINE:-off (--no-cache)}"
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker" \
      "${AFFINITY:+(pinned CPU 0, wrk on CPU 1)}"
 echo "active experiments in db: $NEXP; B assigns this cookie to $NDEC: $VB"
