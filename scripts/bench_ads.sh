@@ -297,10 +297,6 @@ measure() {   # port seconds [drain]
         }' "$PREFIX/wrk.out"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print 0; exit }
-    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # whole seconds to wait for B's writes: the flush interval, rounded up, + 1
 DRAIN=$(awk -v f="$FLUSH" 'BEGIN {
     n = f + 0; if (f ~ /ms$/) n /= 1000; else if (f ~ /m$/) n *= 60;

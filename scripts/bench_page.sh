@@ -311,11 +311,6 @@ measure() {   # path seconds
         }' "$PREFIX/wrk.out"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print 0; exit }
-    if (NR % 2) print v[(NR + 1) / 2]
-    else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 measure /ssi 1 >/dev/null
 measure /module 1 >/dev/null
 [ "$(wc -l < "$PREFIX/logs/backend.log")" -eq 6 ] \
