@@ -36,6 +36,18 @@
 #define NGX_HTTP_STOREFRONT_CACHE_K2  0xc2b2ae3d27d4eb4fULL
 
 
+/* an assignment as kept: what the features read of a cached decision */
+
+typedef struct {
+    const char                      *key;
+    const char                      *variation_key;
+    uint32_t                         key_len;
+    uint32_t                         variation_key_len;
+    int32_t                          variation;
+    uint32_t                         reason;
+} ngx_http_storefront_kept_t;
+
+
 /* the decision as kept: pointers into the entry, moved on copy */
 
 typedef struct {
@@ -43,7 +55,7 @@ typedef struct {
     ngx_keyval_t                    *assigned;
     ngx_uint_t                       nassigned;
     ngx_http_storefront_profile_t   *profile;
-    sf_assignment                   *assignments;   /* in-experiment ones */
+    ngx_http_storefront_kept_t      *assignments;   /* in-experiment ones */
     uint32_t                        *counters;      /* one per assignment */
     size_t                           nassignments;
 } ngx_http_storefront_cached_t;
@@ -70,6 +82,9 @@ typedef struct {
     uint64_t                            commits;
     ngx_msec_t                          checked;
     uint64_t                            generation;
+
+    sf_assignment                      *out;        /* a hit's assignments */
+    size_t                              max;
 
     u_char                              key[NGX_HTTP_STOREFRONT_CACHE_KEY_MAX];
     size_t                              key_len;    /* 0: not cacheable */
@@ -122,6 +137,12 @@ ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
+    c->max = smcf->max_experiments;
+    c->out = ngx_alloc(c->max * sizeof(sf_assignment), cycle->log);
+    if (c->out == NULL) {
+        return NGX_ERROR;
+    }
+
     c->mask = n - 1;
     c->valid = smcf->cache_valid;
 
@@ -149,6 +170,9 @@ ngx_http_storefront_cache_free(void)
 
     ngx_free(c->entries);
     c->entries = NULL;
+
+    ngx_free(c->out);
+    c->out = NULL;
 }
 
 
@@ -252,7 +276,9 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
     const sf_value *attrs, ngx_http_storefront_facts_t *facts)
 {
     u_char                             *copy;
+    size_t                              i;
     uint64_t                            generation;
+    ngx_http_storefront_kept_t         *kept;
     ngx_http_storefront_cached_t       *cached;
     ngx_http_storefront_cache_t        *c;
     ngx_http_storefront_cache_entry_t  *e;
@@ -315,9 +341,23 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
 
     facts->snapshot = NULL;
     facts->attributes = NULL;
-    facts->assignments = cached->assignments;    /* in the entry */
+    ngx_memzero(c->out, cached->nassignments * sizeof(sf_assignment));
+
+    for (i = 0; i < cached->nassignments; i++) {
+        kept = &cached->assignments[i];     /* in the entry */
+
+        c->out[i].key = kept->key;
+        c->out[i].key_len = kept->key_len;
+        c->out[i].in_experiment = 1;
+        c->out[i].variation = kept->variation;
+        c->out[i].variation_key = kept->variation_key;
+        c->out[i].variation_key_len = kept->variation_key_len;
+        c->out[i].reason = (sf_reason) kept->reason;
+    }
+
+    facts->assignments = c->out;
     facts->nassignments = cached->nassignments;
-    facts->counters = cached->counters;
+    facts->counters = cached->counters;         /* in the entry */
 
     c->key_len = 0;
 
@@ -340,6 +380,7 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
     u_char                             *data, *p;
     size_t                              size, copy, i, k, n;
     const sf_assignment                *a;
+    ngx_http_storefront_kept_t         *kept;
     ngx_str_t                           s;
     ngx_http_storefront_cached_t       *cached;
     ngx_http_storefront_cache_t        *c;
@@ -424,16 +465,25 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
     p = ngx_align_ptr(p, sizeof(void *));
     copy = p - data;
 
-    cached->assignments = (sf_assignment *) p;
+    cached->assignments = (ngx_http_storefront_kept_t *) p;
     cached->nassignments = 0;
 
     for (i = 0; i < n; i++) {
-        if (a[i].in_experiment) {
-            cached->assignments[cached->nassignments++] = a[i];
+        if (!a[i].in_experiment) {
+            continue;
         }
+
+        kept = &cached->assignments[cached->nassignments++];
+
+        kept->key = a[i].key;
+        kept->key_len = (uint32_t) a[i].key_len;
+        kept->variation = a[i].variation;
+        kept->variation_key = a[i].variation_key;
+        kept->variation_key_len = (uint32_t) a[i].variation_key_len;
+        kept->reason = a[i].reason;
     }
 
-    p += cached->nassignments * sizeof(sf_assignment);
+    p += cached->nassignments * sizeof(ngx_http_storefront_kept_t);
 
     cached->counters = (uint32_t *) p;
 
@@ -447,26 +497,20 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
 
     p += k * sizeof(uint32_t);
 
+    /* the strings: the snapshot's are valid only until its reset */
+
     for (k = 0; k < cached->nassignments; k++) {
-        s.len = cached->assignments[k].key_len;
-        s.data = (u_char *) cached->assignments[k].key;
-        p = ngx_http_storefront_cache_str(p, &s);
-        cached->assignments[k].key = (const char *) s.data;
+        kept = &cached->assignments[k];
 
-        s.len = cached->assignments[k].variation_key_len;
-        s.data = (u_char *) cached->assignments[k].variation_key;
+        s.len = kept->key_len;
+        s.data = (u_char *) kept->key;
         p = ngx_http_storefront_cache_str(p, &s);
-        cached->assignments[k].variation_key = (const char *) s.data;
+        kept->key = (const char *) s.data;
 
-        /* the rest points into the snapshot: not kept */
-        cached->assignments[k].value = NULL;
-        cached->assignments[k].value_len = 0;
-        cached->assignments[k].layout = NULL;
-        cached->assignments[k].layout_len = 0;
-        cached->assignments[k].seed = NULL;
-        cached->assignments[k].seed_len = 0;
-        cached->assignments[k].hash_attribute = NULL;
-        cached->assignments[k].hash_attribute_len = 0;
+        s.len = kept->variation_key_len;
+        s.data = (u_char *) kept->variation_key;
+        p = ngx_http_storefront_cache_str(p, &s);
+        kept->variation_key = (const char *) s.data;
     }
 
     size = p - data;
@@ -682,7 +726,7 @@ ngx_http_storefront_cache_size(ngx_http_storefront_ctx_t *ctx,
 
     for (i = 0; i < n; i++) {
         if (a[i].in_experiment) {
-            size += sizeof(sf_assignment) + sizeof(uint32_t)
+            size += sizeof(ngx_http_storefront_kept_t) + sizeof(uint32_t)
                     + a[i].key_len + a[i].variation_key_len;
         }
     }
