@@ -193,6 +193,7 @@ ngx_uint_t ngx_http_storefront_last_cacheable(ngx_http_request_t *r);
 ngx_int_t ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
     ngx_http_storefront_main_conf_t *smcf);
 void ngx_http_storefront_cache_free(void);
+void ngx_http_storefront_cache_reset(void);
 ngx_int_t ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
     const sf_value *attrs, ngx_http_storefront_facts_t *facts);

@@ -64,6 +64,7 @@ typedef struct {
 typedef struct {
     uint64_t                         hash;          /* 0: free */
     uint64_t                         generation;
+    ngx_uint_t                       epoch;
     time_t                           expires;
     size_t                           key_len;
     size_t                           size;          /* of the decision */
@@ -77,6 +78,7 @@ typedef struct {
     ngx_uint_t                          mask;
     time_t                              valid;
 
+    ngx_uint_t                          epoch;      /* of the environment */
     sf_db                              *db;         /* of the generation */
     uint64_t                            last_txn;
     uint64_t                            commits;
@@ -173,6 +175,23 @@ ngx_http_storefront_cache_free(void)
 
     ngx_free(c->out);
     c->out = NULL;
+}
+
+
+/*
+ * The worker opened the environment (again): the generations of another
+ * environment, such as a restored copy, say nothing of this one.
+ */
+
+void
+ngx_http_storefront_cache_reset(void)
+{
+    ngx_http_storefront_cache_t  *c;
+
+    c = &ngx_http_storefront_cache;
+
+    c->epoch++;
+    c->db = NULL;
 }
 
 
@@ -304,6 +323,7 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
     e = &c->entries[c->hash & c->mask];
 
     if (e->hash != c->hash
+        || e->epoch != c->epoch
         || e->key_len != c->key_len
         || e->expires <= ngx_time()
         || ngx_memcmp(e->data + e->size, c->key, c->key_len) != 0)
@@ -524,6 +544,7 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
 
     e->hash = c->hash;
     e->generation = generation;
+    e->epoch = c->epoch;
     e->expires = ngx_time() + c->valid;
     e->key_len = c->key_len;
     e->size = size;

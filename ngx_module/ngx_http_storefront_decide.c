@@ -182,6 +182,8 @@ ngx_http_storefront_open(ngx_log_t *log)
     w->db = db;
     w->snapshot = snapshot;
 
+    ngx_http_storefront_cache_reset();
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
                    "storefront_db \"%V\" opened", &w->smcf->db_path);
 }
