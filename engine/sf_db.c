@@ -711,6 +711,45 @@ sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err)
 }
 
 
+typedef struct {
+    const char  *name;
+    size_t       name_len;
+    int          reads;
+} sf_reads_ctx;
+
+
+static int
+sf_snapshot_reads_one(void *ctx, const void *rec, size_t len)
+{
+    sf_reads_ctx  *x = ctx;
+
+    if (sf_experiment_reads(rec, len, x->name, x->name_len)) {
+        x->reads = 1;
+        return 1;       /* found: stop */
+    }
+
+    return 0;
+}
+
+
+int
+sf_snapshot_reads(sf_snapshot *s, const char *name, size_t name_len,
+    int *reads, sf_error *err)
+{
+    int           rc;
+    sf_reads_ctx  x;
+
+    x.name = name;
+    x.name_len = name_len;
+    x.reads = 0;
+
+    rc = sf_snapshot_each_experiment(s, sf_snapshot_reads_one, &x, err);
+
+    *reads = x.reads;
+    return x.reads ? SF_OK : rc;
+}
+
+
 uint64_t
 sf_db_commits(sf_db *db)
 {

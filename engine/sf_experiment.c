@@ -815,6 +815,77 @@ sf_experiment_key(const void *rec, size_t len, const char **key,
 }
 
 
+/* an attribute path naming the attribute itself or one of its members */
+
+static int
+sf_exp_names(const char *path, size_t path_len, const char *name,
+    size_t name_len)
+{
+    return path_len >= name_len && memcmp(path, name, name_len) == 0
+           && (path_len == name_len || path[name_len] == '.');
+}
+
+
+int
+sf_experiment_reads(const void *rec, size_t len, const char *name,
+    size_t name_len)
+{
+    uint32_t       i;
+    const char    *p, *end;
+    sf_exp_filter  f;
+    sf_exp_header  h;
+
+    if (sf_exp_header_read(rec, len, &h) != SF_OK) {
+        return 1;
+    }
+
+    if (h.hash_attribute.len
+        ? sf_exp_names(sf_exp_ptr(rec, h.hash_attribute), h.hash_attribute.len,
+                       name, name_len)
+        : sf_exp_names("id", 2, name, name_len))
+    {
+        return 1;
+    }
+
+    if (h.fallback_attribute.len
+        && sf_exp_names(sf_exp_ptr(rec, h.fallback_attribute),
+                        h.fallback_attribute.len, name, name_len))
+    {
+        return 1;
+    }
+
+    for (i = 0; i < h.nfilters; i++) {
+        memcpy(&f, (const char *) rec + h.filters_off
+                   + i * sizeof(sf_exp_filter), sizeof(f));
+
+        if (f.has_attribute
+            ? sf_exp_names(sf_exp_ptr(rec, f.attribute), f.attribute.len,
+                           name, name_len)
+            : sf_exp_names("id", 2, name, name_len))
+        {
+            return 1;
+        }
+    }
+
+    if (!(h.flags & SF_EXP_HAS_CONDITION)) {
+        return 0;
+    }
+
+    /* the condition's text holds every name it reads: any mention counts */
+
+    p = sf_exp_ptr(rec, h.condition_json);
+    end = p + h.condition_json.len;
+
+    for ( /* void */ ; (size_t) (end - p) >= name_len; p++) {
+        if (memcmp(p, name, name_len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* ---- evaluation ---------------------------------------------------------- */
 
 /* GrowthBook's _getHashAttribute: a falsy value counts as no value. */

@@ -227,6 +227,13 @@ int sf_experiment_compile(const sf_value *exp, sf_buf *out, sf_error *err);
 /* The experiment key of a compiled record. */
 int sf_experiment_key(const void *rec, size_t len, const char **key,
     size_t *key_len);
+/*
+ * 1 when the experiment may read the attribute name (or a member of it):
+ * as its hash, fallback or filter attribute, or anywhere in its
+ * condition (saved groups included).  It errs on the side of 1.
+ */
+int sf_experiment_reads(const void *rec, size_t len, const char *name,
+    size_t name_len);
 /* Appends the record back as a GrowthBook experiment object (JSON). */
 int sf_experiment_to_json(const void *rec, size_t len, sf_buf *out);
 
@@ -956,6 +963,9 @@ void sf_snapshot_free(sf_snapshot *s);
  * sf_db_commits() counts the commits made through this handle.
  */
 int sf_snapshot_generation(sf_snapshot *s, uint64_t *gen, sf_error *err);
+/* 1 in *reads when an experiment of the snapshot may read the attribute. */
+int sf_snapshot_reads(sf_snapshot *s, const char *name, size_t name_len,
+    int *reads, sf_error *err);
 uint64_t sf_db_last_txn(sf_db *db);
 uint64_t sf_db_commits(sf_db *db);
 

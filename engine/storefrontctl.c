@@ -5393,6 +5393,7 @@ typedef struct {
     int          qa;
     const char  *user;
     const char  *url;
+    int          url_attr;     /* --attr url=... given: it wins */
     sf_member   *attrs;
     size_t       nattrs;
     size_t       cap;
@@ -5451,7 +5452,11 @@ ctl_explain_option(void *ctx, int id, const char *value)
         o->qa = 1;
         break;
     case OPT_URL:
+        /* the request URL, and the attribute "url" as at the edge */
         o->url = value;
+        if (!o->url_attr) {
+            return ctl_explain_set_attr(o, "url", 3, value);
+        }
         break;
     case OPT_USER:
         o->user = value;
@@ -5461,6 +5466,9 @@ ctl_explain_option(void *ctx, int id, const char *value)
         if (eq == NULL || eq == value) {
             return ctl_usage_err("explain: --attr needs NAME=VALUE, "
                                  "got \"%s\"", value);
+        }
+        if (eq - value == 3 && memcmp(value, "url", 3) == 0) {
+            o->url_attr = 1;
         }
         return ctl_explain_set_attr(o, value, (size_t) (eq - value), eq + 1);
     }
@@ -6003,7 +6011,8 @@ static const ctl_command ctl_commands[] = {
       "      spend_365, categories, ...), the --attr attributes and the\n"
       "      profile's attributes.  --user sets the attribute \"id\"; --attr\n"
       "      sets string attributes (a repeated NAME: the last wins); --url\n"
-      "      is the request URL; --qa honours ?KEY=INDEX forcing in it.\n" },
+      "      is the request URL, and the attribute \"url\" unless --attr\n"
+      "      sets it; --qa honours ?KEY=INDEX forcing in it.\n" },
     { "profile", ctl_cmd_profile,
       "profile show ID [--json]\n"
       "      The stored profile and what follows from it now: RFM scores\n"

@@ -75,6 +75,7 @@ typedef struct {
     ngx_http_complex_value_t       *user_id;
     ngx_http_storefront_cookie_t   *cookie;
     ngx_array_t                    *attributes;  /* of attr_t */
+    ngx_uint_t                      url_attribute; /* "url" built in */
     ngx_str_t                       header_prefix;
     ngx_table_elt_t                *headers;     /* name templates */
     ngx_table_elt_t                *profile_headers;

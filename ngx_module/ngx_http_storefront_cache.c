@@ -84,6 +84,7 @@ typedef struct {
     uint64_t                            commits;
     ngx_msec_t                          checked;
     uint64_t                            generation;
+    ngx_uint_t                          url_read;   /* by an experiment */
 
     sf_assignment                      *out;        /* a hit's assignments */
     size_t                              max;
@@ -316,6 +317,10 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
 
     ctx->cache = NGX_HTTP_STOREFRONT_CACHE_MISS;
 
+    if (ngx_http_storefront_cache_current(r, &generation) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
     if (ngx_http_storefront_cache_key(r, slcf, attrs) != NGX_OK) {
         return NGX_DECLINED;
     }
@@ -326,13 +331,8 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
         || e->epoch != c->epoch
         || e->key_len != c->key_len
         || e->expires <= ngx_time()
+        || e->generation != generation
         || ngx_memcmp(e->data + e->size, c->key, c->key_len) != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_storefront_cache_current(r, &generation) != NGX_OK
-        || e->generation != generation)
     {
         return NGX_DECLINED;
     }
@@ -558,7 +558,8 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
 /*
  * The key: the location's configuration (headers, attributes and the QA
  * override are configured per location), every member of the request's
- * attributes object, and the URL when it can force a variation.
+ * attributes object but "url" when no experiment reads it, and the URL
+ * when it can force a variation.
  */
 
 static ngx_int_t
@@ -579,6 +580,12 @@ ngx_http_storefront_cache_key(ngx_http_request_t *r,
 
     for (i = 0; p && i < attrs->u.obj.n; i++) {
         m = &attrs->u.obj.members[i];
+
+        if (!c->url_read && m->name_len == 3
+            && ngx_strncmp(m->name, "url", 3) == 0)
+        {
+            continue;
+        }
 
         p = ngx_http_storefront_cache_put(p, end, m->name, m->name_len);
 
@@ -672,13 +679,15 @@ ngx_http_storefront_cache_hash(const u_char *p, size_t len)
  * The database's data generation now.  Other processes' commits are
  * looked for at most once a millisecond (the environment's last commit,
  * read without a transaction), the worker's own at once; only when the
- * last commit moved is the generation read again from a snapshot.
+ * last commit moved is the generation read again from a snapshot, with
+ * whether an experiment reads the URL.
  */
 
 static ngx_int_t
 ngx_http_storefront_cache_current(ngx_http_request_t *r,
     uint64_t *generation)
 {
+    int                           reads;
     sf_db                        *db;
     uint64_t                      last;
     sf_error                      err;
@@ -716,11 +725,15 @@ ngx_http_storefront_cache_current(ngx_http_request_t *r,
         err.code = 0;
         err.msg[0] = '\0';
 
-        if (sf_snapshot_generation(snapshot, &c->generation, &err) != SF_OK) {
+        if (sf_snapshot_generation(snapshot, &c->generation, &err) != SF_OK
+            || sf_snapshot_reads(snapshot, "url", 3, &reads, &err) != SF_OK)
+        {
             ngx_http_storefront_snapshot_release();
             c->db = NULL;
             return NGX_DECLINED;
         }
+
+        c->url_read = reads;
 
         ngx_http_storefront_snapshot_release();
 

@@ -51,6 +51,8 @@ static ngx_int_t ngx_http_storefront_attributes(ngx_http_request_t *r,
     sf_value *attrs);
 static ngx_int_t ngx_http_storefront_collect(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, sf_assignment *out, size_t n);
+static ngx_int_t ngx_http_storefront_url(ngx_http_request_t *r,
+    ngx_str_t *url);
 static ngx_uint_t ngx_http_storefront_safe(const char *s, size_t len);
 
 
@@ -572,7 +574,9 @@ ngx_http_storefront_palloc(void *pool, size_t size)
  * The attributes object: "id" (hashAttribute's default) is the logged-in
  * id or else the anonymous id, "anonymous_id" the anonymous id (for
  * fallbackAttribute), "logged_in" a boolean, then every
- * storefront_attribute with a non-empty value, as a string.
+ * storefront_attribute with a non-empty value, as a string, and "url",
+ * the request's "$scheme://$host$request_uri" unless a storefront_attribute
+ * names "url".
  */
 
 static ngx_int_t
@@ -585,7 +589,7 @@ ngx_http_storefront_attributes(ngx_http_request_t *r,
     sf_member                   *m;
     ngx_http_storefront_attr_t  *attr;
 
-    n = 3;
+    n = 4;
 
     if (slcf->attributes) {
         n += slcf->attributes->nelts;
@@ -644,9 +648,70 @@ ngx_http_storefront_attributes(ngx_http_request_t *r,
         }
     }
 
+    if (!slcf->url_attribute) {
+        /* a storefront_attribute named "url" replaces it */
+        goto done;
+    }
+
+    if (ngx_http_storefront_url(r, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    m[n].name = "url";
+    m[n].name_len = sizeof("url") - 1;
+    m[n].value.type = SF_STRING;
+    m[n].value.u.str.p = (const char *) value.data;
+    m[n].value.u.str.len = value.len;
+    n++;
+
+done:
+
     attrs->type = SF_OBJECT;
     attrs->u.obj.members = m;
     attrs->u.obj.n = n;
+
+    return NGX_OK;
+}
+
+
+/* "$scheme://$host$request_uri", as a browser SDK's location.href */
+
+static ngx_int_t
+ngx_http_storefront_url(ngx_http_request_t *r, ngx_str_t *url)
+{
+    u_char                    *p;
+    ngx_str_t                  host, scheme;
+    ngx_http_core_srv_conf_t  *cscf;
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        ngx_str_set(&scheme, "https://");
+
+    } else
+#endif
+    {
+        ngx_str_set(&scheme, "http://");
+    }
+
+    host = r->headers_in.server;
+
+    if (host.len == 0) {
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+        host = cscf->server_name;
+    }
+
+    url->len = scheme.len + host.len + r->unparsed_uri.len;
+
+    p = ngx_pnalloc(r->pool, url->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->data = p;
+
+    p = ngx_cpymem(p, scheme.data, scheme.len);
+    p = ngx_cpymem(p, host.data, host.len);
+    ngx_memcpy(p, r->unparsed_uri.data, r->unparsed_uri.len);
 
     return NGX_OK;
 }

@@ -826,7 +826,8 @@ ngx_http_storefront_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_storefront_loc_conf_t *conf = child;
 
     ngx_str_t                         name, domain, path;
-    ngx_uint_t                        prefix_inherited;
+    ngx_uint_t                        i, prefix_inherited;
+    ngx_http_storefront_attr_t       *attr;
     ngx_http_storefront_main_conf_t  *smcf;
 
     ngx_conf_merge_str_value(conf->admin_token, prev->admin_token, "");
@@ -852,6 +853,22 @@ ngx_http_storefront_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->attributes == NULL) {
         conf->attributes = prev->attributes;
+    }
+
+    /* the request's URL is the attribute "url" unless one is configured */
+
+    conf->url_attribute = 1;
+
+    if (conf->attributes) {
+        attr = conf->attributes->elts;
+
+        for (i = 0; i < conf->attributes->nelts; i++) {
+            if (attr[i].name.len == 3
+                && ngx_strncmp(attr[i].name.data, "url", 3) == 0)
+            {
+                conf->url_attribute = 0;
+            }
+        }
     }
 
     if (conf->cookie == NULL) {

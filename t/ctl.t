@@ -160,4 +160,21 @@ ok($cn == 0 && $jd && !grep({ $_->{in_experiment} }
     @{ $jd->{experiments} // [] }), 'explain without a user: in no experiment')
     or diag($jn);
 
+# --url is the attribute "url" for conditions, as at the edge.
+{
+    my $u = Storefront::Test->new(no_module => 1);
+    $u->must_import({ experiments => [ { key => 'sale', variations => [ 0, 1 ],
+        condition => { url => { '$regex' => '/sale/' } } } ] });
+    my $in = sub {
+        my ($c, $o) = $u->ctl('explain', '--user', 'u1', @_, '--json');
+        my $d = eval { json_decode($o) } or return undef;
+        return $d->{experiments}[0]{in_experiment} ? 1 : 0;
+    };
+    is($in->('--url', 'https://shop.example/sale/shoes'), 1,
+        'explain --url: a condition on "url" holds for a sale page');
+    is($in->('--url', 'https://shop.example/bags'), 0, '... not for another');
+    is($in->('--attr', 'url=https://shop.example/bags', '--url',
+        'https://shop.example/sale/x'), 0, '... --attr url=... wins');
+}
+
 done_testing;

@@ -5,7 +5,8 @@
 # different storefront_attribute value, a purchase event posted to the
 # admin endpoint, an import by storefrontctl (another process) and the
 # end of valid= each give a fresh decision at once; the QA override's
-# query string is part of the key; a location with ad slots bypasses the
+# query string is part of the key, the URL too while an experiment reads
+# the attribute "url"; a location with ad slots bypasses the
 # cache; decisions are counted on every request and exposures once per
 # visitor; configuration errors.
 
@@ -247,6 +248,25 @@ like($fv{variants}, qr/hero=new/, '... and the forced variation');
 ($forced) = visit('qa-user', path => '/qa/?hero=0');
 %fv = $forced->echo;
 like($fv{variants}, qr/hero=old/, '... forced the other way too');
+
+# the URL is in the key only while an experiment reads it
+my ($a1) = visit('url-visitor', path => '/shoes');
+my ($a2) = visit('url-visitor', path => '/bags');
+is($a2->header('x-t-cache'), 'HIT',
+    'no experiment reads "url": another page is a HIT');
+$t->must_import({ experiments => [ @experiments,
+    { key => 'sale', variations => [ 0, 1 ],
+      condition => { url => { '$regex' => '/sale/' } } } ] });
+sleep 0.05;
+my ($s1, $s1e) = visit('url-visitor', path => '/sale/shoes');
+my ($s2, $s2e) = visit('url-visitor', path => '/sale/shoes');
+my ($s3, $s3e) = visit('url-visitor', path => '/bags');
+is($s1->header('x-t-cache'), 'MISS', 'one does: a sale page is a MISS');
+like($s1e->{variants}, qr/sale=/, '... in the URL-targeted experiment');
+is($s2->header('x-t-cache'), 'HIT', '... the same page again a HIT');
+like($s2e->{variants}, qr/sale=/, '... still in it');
+is($s3->header('x-t-cache'), 'MISS', '... another page a MISS');
+unlike($s3e->{variants}, qr/sale=/, '... and not in it');
 
 # ad slots need the snapshot: no cache there
 ($r) = visit('ads-user', path => '/ads/');
