@@ -1906,6 +1906,51 @@ sf_txn_kv_last(sf_txn *t, sf_store store, const void **key, size_t *klen,
 }
 
 
+/*
+ * Deletes the first records of a store while drop() says so, at most max
+ * of them; *dropped gets how many.
+ */
+
+int
+sf_txn_kv_drop_first(sf_txn *t, sf_store store,
+    int (*drop)(const void *val, size_t len, void *ctx), void *ctx,
+    size_t max, size_t *dropped, sf_error *err)
+{
+    int          rc;
+    MDB_val      k, v;
+    MDB_cursor  *c;
+
+    *dropped = 0;
+
+    rc = mdb_cursor_open(t->txn, t->db->stores[store], &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, t->db->path);
+    }
+
+    while (*dropped < max) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc != 0 || !drop(v.mv_data, v.mv_size, ctx)) {
+            break;
+        }
+
+        rc = mdb_cursor_del(c, 0);
+        if (rc != 0) {
+            break;
+        }
+
+        (*dropped)++;
+    }
+
+    mdb_cursor_close(c);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return sf_db_error(err, rc, t->db->path);
+    }
+
+    return SF_OK;
+}
+
+
 int
 sf_db_kv_each(sf_db *db, sf_store store, const void *prefix, size_t plen,
     sf_kv_cb cb, void *ctx, sf_error *err)

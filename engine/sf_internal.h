@@ -47,6 +47,9 @@ int sf_txn_kv_get(sf_txn *t, sf_store store, const void *key, size_t klen,
 int sf_txn_kv_put(sf_txn *t, sf_store store, const void *key, size_t klen,
     const void *val, size_t vlen, unsigned flags, sf_error *err);
 /* The last key of a store (for sequences); SF_ERR_NOT_FOUND when empty. */
+int sf_txn_kv_drop_first(sf_txn *t, sf_store store,
+    int (*drop)(const void *val, size_t len, void *ctx), void *ctx,
+    size_t max, size_t *dropped, sf_error *err);
 int sf_txn_kv_last(sf_txn *t, sf_store store, const void **key,
     size_t *klen, sf_error *err);
 

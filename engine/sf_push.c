@@ -704,8 +704,10 @@ sf_push_key(char *key, char type, const char *a, size_t alen, const char *b,
 }
 
 
+/* counters: "n<reason>" decisions, "x<reason>" of them expired from the log */
+
 static int
-sf_push_count(sf_txn *t, sf_push_reason reason, sf_error *err)
+sf_push_count(sf_txn *t, char kind, sf_push_reason reason, sf_error *err)
 {
     int          rc;
     char         key[32];
@@ -713,7 +715,7 @@ sf_push_count(sf_txn *t, sf_push_reason reason, sf_error *err)
     uint64_t     n;
     const void  *val;
 
-    klen = (size_t) snprintf(key, sizeof(key), "n%s",
+    klen = (size_t) snprintf(key, sizeof(key), "%c%s", kind,
                              sf_push_reason_name(reason));
     n = 0;
     rc = sf_txn_kv_get(t, SF_STORE_PUSH, key, klen, &val, &vlen, err);
@@ -727,13 +729,24 @@ sf_push_count(sf_txn *t, sf_push_reason reason, sf_error *err)
 }
 
 
+typedef struct {
+    int64_t          cutoff;
+    int              n;
+    sf_push_reason   reasons[2];
+} sf_push_expiry;
+
+
+static int sf_push_log_expired(const void *val, size_t len, void *ctx);
+
+
 static int
 sf_push_log(sf_txn *t, const sf_push_request *req, sf_push_reason reason,
     sf_error *err)
 {
     int               rc;
     char              rec[sizeof(sf_push_log_rec) + 256 + 2 * SF_NAME_MAX];
-    size_t            klen, n;
+    size_t            klen, n, dropped;
+    sf_push_expiry    x;
     uint64_t          seq;
     unsigned char     be[8];
     const void       *key;
@@ -772,8 +785,53 @@ sf_push_log(sf_txn *t, const sf_push_request *req, sf_push_reason reason,
     memcpy(rec + n, req->channel, req->channel_len);
     n += req->channel_len;
 
-    return sf_txn_kv_put(t, SF_STORE_PUSH_LOG, be, 8, rec, n, SF_KV_APPEND,
-                         err);
+    rc = sf_txn_kv_put(t, SF_STORE_PUSH_LOG, be, 8, rec, n, SF_KV_APPEND,
+                       err);
+
+    if (rc != SF_OK || req->log_keep_ms <= 0) {
+        return rc;
+    }
+
+    /*
+     * Two older records go for each new one: the log stays within the
+     * time kept however fast decisions come, at a bounded cost each.
+     */
+
+    x.cutoff = req->now_ms - req->log_keep_ms;
+    x.n = 0;
+
+    rc = sf_txn_kv_drop_first(t, SF_STORE_PUSH_LOG, sf_push_log_expired,
+                              &x, 2, &dropped, err);
+
+    /* what left the log is counted, so that the counters still add up */
+
+    for (i = 0; rc == SF_OK && i < (int) dropped && i < x.n; i++) {
+        rc = sf_push_count(t, 'x', x.reasons[i], err);
+    }
+
+    return rc;
+}
+
+
+static int
+sf_push_log_expired(const void *val, size_t len, void *ctx)
+{
+    sf_push_expiry   *x = ctx;
+    sf_push_log_rec   h;
+
+    if (len < sizeof(h)) {
+        return 0;
+    }
+
+    memcpy(&h, val, sizeof(h));
+
+    if (h.time_ms >= x->cutoff || h.reason >= SF_PUSH__COUNT || x->n == 2) {
+        return 0;
+    }
+
+    x->reasons[x->n++] = (sf_push_reason) h.reason;
+
+    return 1;
 }
 
 
@@ -970,7 +1028,7 @@ decided:
         }
     }
 
-    rc = sf_push_count(t, d->reason, err);
+    rc = sf_push_count(t, 'n', d->reason, err);
     if (rc == SF_OK) {
         rc = sf_push_log(t, req, d->reason, err);
     }
@@ -1043,6 +1101,16 @@ sf_db_push_counters(sf_db *db, uint64_t counts[SF_PUSH__COUNT],
 {
     memset(counts, 0, SF_PUSH__COUNT * sizeof(uint64_t));
     return sf_db_kv_each(db, SF_STORE_PUSH, "n", 1, sf_push_counter, counts,
+                         err);
+}
+
+
+int
+sf_db_push_expired(sf_db *db, uint64_t counts[SF_PUSH__COUNT],
+    sf_error *err)
+{
+    memset(counts, 0, SF_PUSH__COUNT * sizeof(uint64_t));
+    return sf_db_kv_each(db, SF_STORE_PUSH, "x", 1, sf_push_counter, counts,
                          err);
 }
 

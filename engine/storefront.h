@@ -704,6 +704,7 @@ typedef struct {
     const char  *campaign;             /* optional */
     size_t       campaign_len;
     int64_t      now_ms;
+    int64_t      log_keep_ms;          /* 0: the log keeps everything */
     int          dry_run;              /* decide, record nothing */
 } sf_push_request;
 
@@ -1078,6 +1079,9 @@ int sf_txn_put_push_policy(sf_txn *txn, const sf_push_policy *p,
     sf_error *err);
 /* Decision counters by reason. */
 int sf_db_push_counters(sf_db *db, uint64_t counts[SF_PUSH__COUNT],
+    sf_error *err);
+/* Decisions that left the log (storefront_push_log_keep), by reason. */
+int sf_db_push_expired(sf_db *db, uint64_t counts[SF_PUSH__COUNT],
     sf_error *err);
 /* The audit log of decisions, in order. */
 typedef int (*sf_push_log_cb)(void *ctx, uint64_t seq, int64_t time_ms,

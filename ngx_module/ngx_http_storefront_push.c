@@ -74,6 +74,7 @@ typedef struct {
     ngx_int_t                       burst;
     ngx_uint_t                      durability;
     ngx_int_t                       max_batch;
+    time_t                          log_keep;   /* seconds, 0: all */
     sf_push_policy                 *policy;     /* built when merged */
 } ngx_http_storefront_push_loc_conf_t;
 
@@ -164,6 +165,8 @@ static char *ngx_http_storefront_push_tz(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_storefront_push_throttle(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_storefront_push_log_keep(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_storefront_push_hhmm(u_char *p);
 static ngx_int_t ngx_http_storefront_push_build(ngx_conf_t *cf,
     ngx_http_storefront_push_loc_conf_t *conf);
@@ -253,6 +256,13 @@ static ngx_command_t  ngx_http_storefront_push_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_storefront_push_loc_conf_t, durability),
       &ngx_http_storefront_push_durability },
+
+    { ngx_string("storefront_push_log_keep"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_storefront_push_log_keep,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_storefront_push_loc_conf_t, log_keep),
+      NULL },
 
     { ngx_string("storefront_push_max_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -908,6 +918,7 @@ ngx_http_storefront_push_batch(ngx_http_request_t *r,
 
     for (i = 0; i < ctx->n; i++) {
         ctx->reqs[i].now_ms = now;
+        ctx->reqs[i].log_keep_ms = (int64_t) plcf->log_keep * 1000;
 
         err.code = 0;
         err.msg[0] = '\0';
@@ -1108,6 +1119,7 @@ ngx_http_storefront_push_flush(ngx_event_t *ev)
         ctx = ngx_queue_data(q, ngx_http_storefront_push_ctx_t, queue);
 
         ctx->req.now_ms = now;
+        ctx->req.log_keep_ms = (int64_t) ctx->plcf->log_keep * 1000;
 
         err.code = 0;
         err.msg[0] = '\0';
@@ -2120,6 +2132,45 @@ invalid:
 
 /* storefront_push_throttle <rate>r/s|r/m [burst=<n>] | off; */
 
+/* storefront_push_log_keep time | off: how long the decision log keeps */
+
+static char *
+ngx_http_storefront_push_log_keep(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    time_t     *keep, t;
+    ngx_str_t  *value;
+
+    keep = (time_t *) (p + cmd->offset);
+
+    if (*keep != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        *keep = 0;
+        return NGX_CONF_OK;
+    }
+
+    t = ngx_parse_time(&value[1], 1);
+
+    if (t == (time_t) NGX_ERROR || t < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": a time of at least 1s, "
+                           "or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    *keep = t;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_storefront_push_throttle(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -2230,6 +2281,7 @@ ngx_http_storefront_push_create_loc_conf(ngx_conf_t *cf)
     conf->burst = NGX_CONF_UNSET;
     conf->durability = NGX_CONF_UNSET_UINT;
     conf->max_batch = NGX_CONF_UNSET;
+    conf->log_keep = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -2271,6 +2323,8 @@ ngx_http_storefront_push_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_uint_value(conf->durability, prev->durability,
                               NGX_HTTP_STOREFRONT_PUSH_DURABLE);
     ngx_conf_merge_value(conf->max_batch, prev->max_batch, 10000);
+    ngx_conf_merge_sec_value(conf->log_keep, prev->log_keep,
+                             30 * 24 * 60 * 60);
 
     if (!conf->enable) {
         return NGX_CONF_OK;
