@@ -8,17 +8,19 @@
  * id, same storefront_attribute values, same data.  The answer (the
  * variants, the assignments and the profile's headers) is kept per worker
  * under a key made of everything the decision reads from the request:
- * the location's configuration, the ids, every attribute, and the URL
- * when storefront_qa_override lets the query string force variations.
- * An entry is used only while the database's data generation is the one
- * it was made from (any import, event, rule or experiment change ends it
- * at once) and for at most valid= seconds, which bounds how long values
- * that age with the clock (recency, lifecycle) may be stale.  The slots
- * are direct-mapped; a new decision replaces the one in its slot.
+ * the location's configuration, the ids, every attribute (the URL only
+ * while an experiment reads the attribute "url"), and the URL when
+ * storefront_qa_override lets the query string force variations.  An
+ * entry is used only while the database's data generation is the one it
+ * was made from (any import, event, rule or experiment change ends it at
+ * once) and for at most valid= seconds, which bounds how long values that
+ * age with the clock (recency, lifecycle) may be stale.  The slots are
+ * direct-mapped; a new decision replaces the one in its slot.
  *
  * The features built on the decision still run on a hit, without the
  * snapshot: they say through the cacheable chain whether a request may
- * be answered so (page layouts and ad slots need the snapshot).
+ * be answered so (page layouts and ad slots need the snapshot).  Exposure
+ * counting keeps its counter indexes with the entry (facts->counters).
  */
 
 
@@ -284,9 +286,10 @@ ngx_http_storefront_last_cacheable(ngx_http_request_t *r)
 
 
 /*
- * Looks the request's decision up.  NGX_OK: found, the context holds it
- * and the facts the assignments and counters for the decision chain, all
- * in r->pool.  NGX_DECLINED: not found; the key is kept for
+ * Looks the request's decision up.  NGX_OK: found; the context holds it
+ * (in r->pool), the facts the assignments and counters for the decision
+ * chain (in the worker's memory, valid until the next call).
+ * NGX_DECLINED: not found; the key is kept for
  * ngx_http_storefront_cache_store() when it may be cached.
  */
 
@@ -361,6 +364,7 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
 
     facts->snapshot = NULL;
     facts->attributes = NULL;
+
     ngx_memzero(c->out, cached->nassignments * sizeof(sf_assignment));
 
     for (i = 0; i < cached->nassignments; i++) {

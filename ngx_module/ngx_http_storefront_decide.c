@@ -648,23 +648,20 @@ ngx_http_storefront_attributes(ngx_http_request_t *r,
         }
     }
 
-    if (!slcf->url_attribute) {
-        /* a storefront_attribute named "url" replaces it */
-        goto done;
+    /* a storefront_attribute named "url" replaces the request's URL */
+
+    if (slcf->url_attribute) {
+        if (ngx_http_storefront_url(r, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        m[n].name = "url";
+        m[n].name_len = sizeof("url") - 1;
+        m[n].value.type = SF_STRING;
+        m[n].value.u.str.p = (const char *) value.data;
+        m[n].value.u.str.len = value.len;
+        n++;
     }
-
-    if (ngx_http_storefront_url(r, &value) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    m[n].name = "url";
-    m[n].name_len = sizeof("url") - 1;
-    m[n].value.type = SF_STRING;
-    m[n].value.u.str.p = (const char *) value.data;
-    m[n].value.u.str.len = value.len;
-    n++;
-
-done:
 
     attrs->type = SF_OBJECT;
     attrs->u.obj.members = m;
