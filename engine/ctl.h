@@ -1,0 +1,95 @@
+/*
+ * storefrontctl: what its files share (storefrontctl.c, ctl_*.c): exit
+ * statuses, diagnostics, the command-line parser, opening the database
+ * and text output.  Command-line code on the engine's public API; not
+ * part of the engine.
+ */
+
+#ifndef CTL_H
+#define CTL_H
+
+#include "storefront.h"
+
+
+#define CTL_OK     0
+#define CTL_ERROR  1
+#define CTL_USAGE  2
+
+#define CTL_NAME   "storefrontctl"
+
+
+/* The global options, given before or after the command. */
+typedef struct {
+    const char  *db_path;
+    size_t       map_size;
+    int64_t      now;          /* --now, when now_set */
+    int          now_set;
+} ctl_global;
+
+
+/* ---- diagnostics and output (ctl_args.c) ---- */
+
+/* "storefrontctl: ..." and a newline on stderr. */
+void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The same, a pointer to --help, and CTL_USAGE to return. */
+int ctl_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int ctl_nomem(void);
+int ctl_write(FILE *f, const sf_buf *b);
+int ctl_finish_stdout(int rc);
+
+
+/* ---- command line parsing (ctl_args.c) ---- */
+
+typedef struct {
+    const char  *name;       /* without the leading "--" */
+    int          has_arg;
+    int          id;
+} ctl_option;
+
+enum {
+    OPT_DB = 1, OPT_MAP_SIZE, OPT_HELP, OPT_VERSION, OPT_NOW,
+    OPT_REPLACE, OPT_JSON, OPT_USER, OPT_ATTR, OPT_URL, OPT_QA,
+    OPT_FORMAT, OPT_SKIP_BAD, OPT_RESUME, OPT_BATCH, OPT_LIMIT, OPT_TMPDIR,
+    OPT_PROFILES, OPT_JSONL, OPT_FILE, OPT_ORDER, OPT_ID, OPT_AMOUNT,
+    OPT_CATEGORY, OPT_TIME, OPT_RECENCY, OPT_FREQUENCY, OPT_MONETARY,
+    OPT_JOBS
+};
+
+typedef int (*ctl_option_handler)(void *ctx, int id, const char *value);
+
+int ctl_parse_time(const char *s, int64_t *out);
+int64_t ctl_now(const ctl_global *g);
+int ctl_parse_args(const char *cmd, int argc, char **argv, ctl_global *g,
+    const ctl_option *opts, ctl_option_handler handler, void *ctx,
+    char **pos, int *npos);
+
+int ctl_need_db(const char *cmd, const ctl_global *g);
+int ctl_open_db(const ctl_global *g, unsigned flags, sf_db **db);
+int ctl_open_snapshot(const ctl_global *g, sf_db **db, sf_snapshot **snap);
+void ctl_close_snapshot(sf_db *db, sf_snapshot *snap);
+
+
+/* ---- text tables (ctl_table.c) ---- */
+
+/*
+ * A text table: cells are copied with control characters replaced, and
+ * columns are padded to their widest cell.
+ */
+typedef struct {
+    size_t    ncols;
+    size_t    nrows;
+    size_t    cap;          /* rows */
+    char    **cells;        /* nrows * ncols */
+} ctl_table;
+
+int ctl_table_row(ctl_table *t, const char *const *cells);
+void ctl_table_print(const ctl_table *t, FILE *f);
+void ctl_table_free(ctl_table *t);
+
+const char *ctl_number(double x, char *buf, size_t size);
+const char *ctl_human_size(uint64_t n, char *buf, size_t size);
+const char *ctl_time_text(int64_t t, char *buf, size_t size);
+
+#endif /* CTL_H */
