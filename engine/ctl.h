@@ -8,6 +8,8 @@
 #ifndef CTL_H
 #define CTL_H
 
+#include <sys/stat.h>
+
 #include "storefront.h"
 
 
@@ -16,6 +18,9 @@
 #define CTL_USAGE  2
 
 #define CTL_NAME   "storefrontctl"
+
+/* exit status of an import that skipped bad records (--skip-bad) */
+#define CTL_SKIPPED  3
 
 
 /* The global options, given before or after the command. */
@@ -91,5 +96,35 @@ void ctl_table_free(ctl_table *t);
 const char *ctl_number(double x, char *buf, size_t size);
 const char *ctl_human_size(uint64_t n, char *buf, size_t size);
 const char *ctl_time_text(int64_t t, char *buf, size_t size);
+void ctl_plural(char *buf, size_t size, uint64_t n, const char *what);
+
+
+/* ---- import files (ctl_import.c), also read by event --file ---- */
+
+#define CTL_BAD_SHOWN        20        /* bad records printed in full */
+#define CTL_BAD_STOP         10        /* without --skip-bad: stop after */
+
+enum {
+    CTL_FMT_AUTO = 0,
+    CTL_FMT_DOCUMENT,
+    CTL_FMT_JSONL,
+    CTL_FMT_ARRAY
+};
+
+/*
+ * Opens FILE (or standard input) and tells its format.  *f reads from the
+ * beginning.
+ */
+int ctl_import_open(const char *path, int *format, FILE **fp,
+    struct stat *st);
+
+
+/* ---- the commands of storefrontctl.c's table ---- */
+
+/*
+ * argv holds the arguments after the command's name, pos has room for
+ * them.  Returns the exit status, or -1 for --help.
+ */
+int ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos);
 
 #endif /* CTL_H */

@@ -167,3 +167,10 @@ ctl_time_text(int64_t t, char *buf, size_t size)
     sf_buf_free(&b);
     return buf;
 }
+
+
+void
+ctl_plural(char *buf, size_t size, uint64_t n, const char *what)
+{
+    snprintf(buf, size, "%" PRIu64 " %s%s", n, what, n == 1 ? "" : "s");
+}
