@@ -75,6 +75,10 @@ int ctl_open_db(const ctl_global *g, unsigned flags, sf_db **db);
 int ctl_open_snapshot(const ctl_global *g, sf_db **db, sf_snapshot **snap);
 void ctl_close_snapshot(sf_db *db, sf_snapshot *snap);
 
+/* --json alone (ctx: an int set to 1) */
+extern const ctl_option ctl_json_options[];
+int ctl_json_option(void *ctx, int id, const char *value);
+
 
 /* ---- text tables (ctl_table.c) ---- */
 
@@ -126,5 +130,7 @@ int ctl_import_open(const char *path, int *format, FILE **fp,
  * them.  Returns the exit status, or -1 for --help.
  */
 int ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_export(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_list(ctl_global *g, int argc, char **argv, char **pos);
 
 #endif /* CTL_H */

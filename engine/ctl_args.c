@@ -359,3 +359,21 @@ ctl_close_snapshot(sf_db *db, sf_snapshot *snap)
         sf_db_close(db);
     }
 }
+
+
+/* --json alone: the options of list, profile, rules and info. */
+int
+ctl_json_option(void *ctx, int id, const char *value)
+{
+    (void) value;
+    if (id == OPT_JSON) {
+        *(int *) ctx = 1;
+    }
+    return CTL_OK;
+}
+
+
+const ctl_option ctl_json_options[] = {
+    { "json", 0, OPT_JSON },
+    { NULL, 0, 0 }
+};
