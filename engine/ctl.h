@@ -123,6 +123,23 @@ int ctl_import_open(const char *path, int *format, FILE **fp,
     struct stat *st);
 
 
+/* ---- profiles (ctl_profile.c), also shown by explain and event ---- */
+
+/* The visitor's profile and what follows from it, at now. */
+int ctl_lookup(const ctl_global *g, sf_snapshot *snap, const char *id,
+    int64_t now, sf_profile *p, sf_derived *d, const sf_rules **rules);
+
+/* The profile object of explain --json, profile show --json and event. */
+int ctl_derived_json(sf_buf *o, const sf_profile *p, const sf_derived *d);
+
+/* The lines of explain and profile show about who the visitor is. */
+void ctl_derived_text(FILE *f, const char *indent, const sf_profile *p,
+    const sf_derived *d);
+
+/* An sf_value_decode allocator over an sf_arena (ctx). */
+void *ctl_arena_alloc(void *ctx, size_t n);
+
+
 /* ---- the commands of storefrontctl.c's table ---- */
 
 /*
@@ -132,5 +149,8 @@ int ctl_import_open(const char *path, int *format, FILE **fp,
 int ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_export(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_list(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_profile(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_rules(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_rfm(ctl_global *g, int argc, char **argv, char **pos);
 
 #endif /* CTL_H */
