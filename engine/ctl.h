@@ -152,5 +152,6 @@ int ctl_cmd_list(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_profile(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_rules(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_rfm(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_event(ctl_global *g, int argc, char **argv, char **pos);
 
 #endif /* CTL_H */
