@@ -1,8 +1,9 @@
 /*
  * storefrontctl: what its files share (storefrontctl.c, ctl_*.c): exit
- * statuses, diagnostics, the command-line parser, opening the database
- * and text output.  Command-line code on the engine's public API; not
- * part of the engine.
+ * statuses, diagnostics, the command-line parser, opening the database,
+ * text output, what more than one command uses, and the commands of the
+ * table in storefrontctl.c.  Command-line code on the engine's public
+ * API; not part of the engine.
  */
 
 #ifndef CTL_H
@@ -116,8 +117,8 @@ enum {
 };
 
 /*
- * Opens FILE (or standard input) and tells its format.  *f reads from the
- * beginning.
+ * Opens path ("-": standard input) at its beginning; a *format of
+ * CTL_FMT_AUTO is told from the first bytes.
  */
 int ctl_import_open(const char *path, int *format, FILE **fp,
     struct stat *st);
@@ -153,5 +154,7 @@ int ctl_cmd_profile(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_rules(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_rfm(ctl_global *g, int argc, char **argv, char **pos);
 int ctl_cmd_event(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_explain(ctl_global *g, int argc, char **argv, char **pos);
+int ctl_cmd_info(ctl_global *g, int argc, char **argv, char **pos);
 
 #endif /* CTL_H */
