@@ -776,7 +776,7 @@ ctl_import_open(const char *path, int *format, FILE **fp, struct stat *st)
 }
 
 
-/* ---- writing ---- */
+/* ---- writing: all but the profiles, in one transaction ---- */
 
 int
 ctl_put_experiments(ctl_writer *w, sf_txn *txn)
