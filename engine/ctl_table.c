@@ -1,6 +1,6 @@
 /*
  * storefrontctl: text output: tables padded to their widest cell, and
- * numbers, sizes and times as the commands print them.
+ * numbers, sizes, times and counts as the commands print them.
  */
 
 #include <inttypes.h>
