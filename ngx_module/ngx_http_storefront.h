@@ -297,6 +297,16 @@ ngx_int_t ngx_http_storefront_send_unauthorized(ngx_http_request_t *r,
     ngx_int_t rc, const char *endpoint);
 ngx_int_t ngx_http_storefront_send_not_allowed(ngx_http_request_t *r,
     char *allow);
+/*
+ * 64-bit hashes for the module's own tables (seen exposures, counters,
+ * the decision cache), never for bucketing: ngx_http_storefront_api.c.
+ */
+#define NGX_HTTP_STOREFRONT_K1  0x9e3779b97f4a7c15ULL
+#define NGX_HTTP_STOREFRONT_K2  0xc2b2ae3d27d4eb4fULL
+
+uint64_t ngx_http_storefront_hash(uint64_t seed, const u_char *p, size_t len);
+uint64_t ngx_http_storefront_mix(uint64_t h);
+
 /* A bearer token directive's value: 16..512 RFC 6750 b64token characters. */
 char *ngx_http_storefront_conf_token(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *token);

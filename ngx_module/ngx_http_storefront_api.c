@@ -418,3 +418,42 @@ ngx_http_storefront_conf_token(ngx_conf_t *cf, ngx_command_t *cmd,
 
     return NGX_CONF_OK;
 }
+
+
+/* ---- hashing for the module's tables (not for bucketing) ---------------- */
+
+/* 8 bytes at a time, then murmur3's finaliser */
+
+uint64_t
+ngx_http_storefront_hash(uint64_t seed, const u_char *p, size_t len)
+{
+    uint64_t  h, k;
+
+    h = seed ^ (len * NGX_HTTP_STOREFRONT_K2);
+
+    for ( /* void */ ; len >= 8; p += 8, len -= 8) {
+        ngx_memcpy(&k, p, 8);
+        h ^= k * NGX_HTTP_STOREFRONT_K1;
+        h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_K2;
+    }
+
+    k = 0;
+    ngx_memcpy(&k, p, len);
+    h ^= k * NGX_HTTP_STOREFRONT_K1;
+    h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_K2;
+
+    return ngx_http_storefront_mix(h);
+}
+
+
+uint64_t
+ngx_http_storefront_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+
+    return h;
+}

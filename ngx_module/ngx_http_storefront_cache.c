@@ -34,8 +34,6 @@
 #define NGX_HTTP_STOREFRONT_CACHE_KEY_MAX   2048
 #define NGX_HTTP_STOREFRONT_CACHE_DATA_MAX  (16 * 1024)
 
-#define NGX_HTTP_STOREFRONT_CACHE_K1  0x9e3779b97f4a7c15ULL
-#define NGX_HTTP_STOREFRONT_CACHE_K2  0xc2b2ae3d27d4eb4fULL
 
 
 /* an assignment as kept: what the features read of a cached decision */
@@ -101,7 +99,6 @@ static ngx_int_t ngx_http_storefront_cache_key(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, const sf_value *attrs);
 static u_char *ngx_http_storefront_cache_put(u_char *p, u_char *end,
     const void *data, size_t len);
-static uint64_t ngx_http_storefront_cache_hash(const u_char *p, size_t len);
 static ngx_int_t ngx_http_storefront_cache_current(ngx_http_request_t *r,
     uint64_t *generation);
 static size_t ngx_http_storefront_cache_size(ngx_http_storefront_ctx_t *ctx,
@@ -625,7 +622,7 @@ ngx_http_storefront_cache_key(ngx_http_request_t *r,
     }
 
     c->key_len = p - c->key;
-    c->hash = ngx_http_storefront_cache_hash(c->key, c->key_len) | 1;
+    c->hash = ngx_http_storefront_hash(0, c->key, c->key_len) | 1;
 
     return NGX_OK;
 }
@@ -647,35 +644,6 @@ ngx_http_storefront_cache_put(u_char *p, u_char *end, const void *data,
     p = ngx_cpymem(p, &n, sizeof(n));
 
     return ngx_cpymem(p, data, len);
-}
-
-
-/* 8 bytes at a time, then murmur3's finaliser: for the table only */
-
-static uint64_t
-ngx_http_storefront_cache_hash(const u_char *p, size_t len)
-{
-    uint64_t  h, k;
-
-    h = len * NGX_HTTP_STOREFRONT_CACHE_K2;
-
-    for ( /* void */ ; len >= 8; p += 8, len -= 8) {
-        ngx_memcpy(&k, p, 8);
-        h ^= k * NGX_HTTP_STOREFRONT_CACHE_K1;
-        h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_CACHE_K2;
-    }
-
-    k = 0;
-    ngx_memcpy(&k, p, len);
-    h ^= k * NGX_HTTP_STOREFRONT_CACHE_K1;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-
-    return h;
 }
 
 

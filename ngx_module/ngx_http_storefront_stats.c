@@ -79,8 +79,6 @@
 #define NGX_HTTP_STOREFRONT_BEACON_DUPLICATE  1
 #define NGX_HTTP_STOREFRONT_BEACON_REJECTED   2
 
-#define NGX_HTTP_STOREFRONT_K1  0x9e3779b97f4a7c15ULL
-#define NGX_HTTP_STOREFRONT_K2  0xc2b2ae3d27d4eb4fULL
 
 
 typedef struct {
@@ -182,9 +180,6 @@ static ngx_int_t ngx_http_storefront_stats_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
 static ngx_int_t ngx_http_storefront_stats_log_handler(
     ngx_http_request_t *r);
-static uint64_t ngx_http_storefront_stats_hash(uint64_t seed, const u_char *p,
-    size_t len);
-static uint64_t ngx_http_storefront_stats_mix(uint64_t h);
 static ngx_http_storefront_stats_slot_t *ngx_http_storefront_stats_slot(
     uint64_t h, const char *key, size_t key_len, uint32_t variation);
 static void ngx_http_storefront_stats_publish(void);
@@ -386,7 +381,7 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
     }
 
     hu = counted ? 0
-                 : ngx_http_storefront_stats_hash(0, (u_char *) user, user_len);
+                 : ngx_http_storefront_hash(0, (u_char *) user, user_len);
 
     for (i = 0; i < n; i++) {
 
@@ -404,11 +399,11 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
             continue;
         }
 
-        hk = ngx_http_storefront_stats_hash(1, (u_char *) a[i].key,
+        hk = ngx_http_storefront_hash(1, (u_char *) a[i].key,
                                             a[i].key_len);
 
         slot = ngx_http_storefront_stats_slot(
-                   ngx_http_storefront_stats_mix(hk + a[i].variation + 1),
+                   ngx_http_storefront_mix(hk + a[i].variation + 1),
                    a[i].key, a[i].key_len, (uint32_t) a[i].variation);
 
         if (slot) {
@@ -430,7 +425,7 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
             continue;
         }
 
-        h = ngx_http_storefront_stats_mix(hu ^ (hk * NGX_HTTP_STOREFRONT_K2))
+        h = ngx_http_storefront_mix(hu ^ (hk * NGX_HTTP_STOREFRONT_K2))
             | 1;
 
         /* 2-way: the pair's slot or its neighbour */
@@ -508,43 +503,6 @@ ngx_http_storefront_stats_log_handler(ngx_http_request_t *r)
     }
 
     return NGX_OK;
-}
-
-
-/* 8 bytes at a time, then murmur3's finaliser: for hash tables only */
-
-static uint64_t
-ngx_http_storefront_stats_hash(uint64_t seed, const u_char *p, size_t len)
-{
-    uint64_t  h, k;
-
-    h = seed ^ (len * NGX_HTTP_STOREFRONT_K2);
-
-    for ( /* void */ ; len >= 8; p += 8, len -= 8) {
-        ngx_memcpy(&k, p, 8);
-        h ^= k * NGX_HTTP_STOREFRONT_K1;
-        h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_K2;
-    }
-
-    k = 0;
-    ngx_memcpy(&k, p, len);
-    h ^= k * NGX_HTTP_STOREFRONT_K1;
-    h = ((h << 31) | (h >> 33)) * NGX_HTTP_STOREFRONT_K2;
-
-    return ngx_http_storefront_stats_mix(h);
-}
-
-
-static uint64_t
-ngx_http_storefront_stats_mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-
-    return h;
 }
 
 
