@@ -140,7 +140,8 @@ ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
     }
 
     c->max = smcf->max_experiments;
-    c->out = ngx_alloc(c->max * sizeof(sf_assignment), cycle->log);
+    /* zeroed once: a hit writes the same few members of each */
+    c->out = ngx_calloc(c->max * sizeof(sf_assignment), cycle->log);
     if (c->out == NULL) {
         return NGX_ERROR;
     }
@@ -362,8 +363,6 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
     facts->snapshot = NULL;
     facts->attributes = NULL;
 
-    ngx_memzero(c->out, cached->nassignments * sizeof(sf_assignment));
-
     for (i = 0; i < cached->nassignments; i++) {
         kept = &cached->assignments[i];     /* in the entry */
 
@@ -567,7 +566,7 @@ static ngx_int_t
 ngx_http_storefront_cache_key(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, const sf_value *attrs)
 {
-    u_char                       *p, *end;
+    u_char                       *p, *end, ssl;
     ngx_uint_t                    i;
     const sf_member              *m;
     ngx_http_storefront_cache_t  *c;
@@ -582,9 +581,10 @@ ngx_http_storefront_cache_key(ngx_http_request_t *r,
     for (i = 0; p && i < attrs->u.obj.n; i++) {
         m = &attrs->u.obj.members[i];
 
-        if (!c->url_read && m->name_len == 3
-            && ngx_strncmp(m->name, "url", 3) == 0)
+        if (!c->url_read && m->name_len == 3 && m->name[0] == 'u'
+            && m->name[1] == 'r' && m->name[2] == 'l')
         {
+            /* a storefront_attribute "url" that no experiment reads */
             continue;
         }
 
@@ -612,7 +612,16 @@ ngx_http_storefront_cache_key(ngx_http_request_t *r,
         }
     }
 
-    if (p && slcf->qa_override) {
+    /* the request's URL, as the attribute "url" is made of it */
+
+    if (p && (slcf->qa_override || (c->url_read && slcf->url_attribute))) {
+        ssl = 0;
+#if (NGX_HTTP_SSL)
+        ssl = (r->connection->ssl != NULL);
+#endif
+        p = ngx_http_storefront_cache_put(p, end, &ssl, sizeof(ssl));
+        p = ngx_http_storefront_cache_put(p, end, r->headers_in.server.data,
+                                          r->headers_in.server.len);
         p = ngx_http_storefront_cache_put(p, end, r->unparsed_uri.data,
                                           r->unparsed_uri.len);
     }

@@ -51,8 +51,8 @@ static ngx_int_t ngx_http_storefront_attributes(ngx_http_request_t *r,
     sf_value *attrs);
 static ngx_int_t ngx_http_storefront_collect(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, sf_assignment *out, size_t n);
-static ngx_int_t ngx_http_storefront_url(ngx_http_request_t *r,
-    ngx_str_t *url);
+static ngx_int_t ngx_http_storefront_add_url(ngx_http_request_t *r,
+    sf_value *attrs);
 static ngx_uint_t ngx_http_storefront_safe(const char *s, size_t len);
 
 
@@ -353,6 +353,14 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* a fresh decision: the request's URL is built for the conditions */
+
+    if (cached != NGX_OK && slcf->url_attribute
+        && ngx_http_storefront_add_url(r, &attrs) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (cached == NGX_OK) {
         /* the features see the assignments only: no snapshot is held */
 
@@ -574,9 +582,8 @@ ngx_http_storefront_palloc(void *pool, size_t size)
  * The attributes object: "id" (hashAttribute's default) is the logged-in
  * id or else the anonymous id, "anonymous_id" the anonymous id (for
  * fallbackAttribute), "logged_in" a boolean, then every
- * storefront_attribute with a non-empty value, as a string, and "url",
- * the request's "$scheme://$host$request_uri" unless a storefront_attribute
- * names "url".
+ * storefront_attribute with a non-empty value, as a string.  There is
+ * room for "url", added by ngx_http_storefront_add_url().
  */
 
 static ngx_int_t
@@ -648,21 +655,6 @@ ngx_http_storefront_attributes(ngx_http_request_t *r,
         }
     }
 
-    /* a storefront_attribute named "url" replaces the request's URL */
-
-    if (slcf->url_attribute) {
-        if (ngx_http_storefront_url(r, &value) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        m[n].name = "url";
-        m[n].name_len = sizeof("url") - 1;
-        m[n].value.type = SF_STRING;
-        m[n].value.u.str.p = (const char *) value.data;
-        m[n].value.u.str.len = value.len;
-        n++;
-    }
-
     attrs->type = SF_OBJECT;
     attrs->u.obj.members = m;
     attrs->u.obj.n = n;
@@ -671,12 +663,16 @@ ngx_http_storefront_attributes(ngx_http_request_t *r,
 }
 
 
-/* "$scheme://$host$request_uri", as a browser SDK's location.href */
+/*
+ * The attribute "url": "$scheme://$host$request_uri", as a browser SDK's
+ * location.href, unless a storefront_attribute names "url".
+ */
 
 static ngx_int_t
-ngx_http_storefront_url(ngx_http_request_t *r, ngx_str_t *url)
+ngx_http_storefront_add_url(ngx_http_request_t *r, sf_value *attrs)
 {
     u_char                    *p;
+    sf_member                 *m;
     ngx_str_t                  host, scheme;
     ngx_http_core_srv_conf_t  *cscf;
 
@@ -697,18 +693,26 @@ ngx_http_storefront_url(ngx_http_request_t *r, ngx_str_t *url)
         host = cscf->server_name;
     }
 
-    url->len = scheme.len + host.len + r->unparsed_uri.len;
+    /* the room left by ngx_http_storefront_attributes(), in r->pool */
+    m = (sf_member *) &attrs->u.obj.members[attrs->u.obj.n];
 
-    p = ngx_pnalloc(r->pool, url->len);
+    m->name = "url";
+    m->name_len = sizeof("url") - 1;
+    m->value.type = SF_STRING;
+    m->value.u.str.len = scheme.len + host.len + r->unparsed_uri.len;
+
+    p = ngx_pnalloc(r->pool, m->value.u.str.len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    url->data = p;
+    m->value.u.str.p = (const char *) p;
 
     p = ngx_cpymem(p, scheme.data, scheme.len);
     p = ngx_cpymem(p, host.data, host.len);
     ngx_memcpy(p, r->unparsed_uri.data, r->unparsed_uri.len);
+
+    attrs->u.obj.n++;
 
     return NGX_OK;
 }
