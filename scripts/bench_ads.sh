@@ -30,8 +30,7 @@
 #   --no-pin  do not pin the nginx worker and wrk to separate CPUs
 #   --check   exit 1 when the B/A median ratio is below 0.90
 # Environment: NGINX (default /usr/sbin/nginx), STOREFRONT_MODULE,
-#   STOREFRONTCTL, STOREFRONT_LIB (build/libstorefront.a, for the ads
-#   import tool while storefrontctl has no "ads"), BENCH_EXPERIMENTS.
+#   STOREFRONTCTL, BENCH_EXPERIMENTS.
 # Traffic goes to 127.0.0.1 only; the run stops by itself (about
 # ROUNDS * (3 * SECONDS + FLUSH + 1) + 20 seconds) and stops nginx even
 # on Ctrl-C.
@@ -42,7 +41,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NGINX=${NGINX:-/usr/sbin/nginx}
 MODULE=${STOREFRONT_MODULE:-$ROOT/build/nginx/ngx_http_storefront_module.so}
 CTL=${STOREFRONTCTL:-$ROOT/build/storefrontctl}
-LIB=${STOREFRONT_LIB:-$ROOT/build/libstorefront.a}
 EXPERIMENTS=${BENCH_EXPERIMENTS:-$ROOT/conf/bench/experiments.json}
 ROUNDS=5
 DURATION=5
@@ -131,18 +129,8 @@ perl -e '
     || die "storefrontctl import failed"
 NEXP=$("$CTL" --db "$PREFIX/db" list 2>/dev/null | grep -c ' active ' || true)
 
-if "$CTL" --help 2>/dev/null | grep -q 'ads report'; then
-    "$CTL" --db "$PREFIX/db" import "$PREFIX/campaigns.json" >/dev/null \
-        || die "storefrontctl import of the campaigns failed"
-else
-    # storefrontctl has no ads yet: the same code, built here
-    [ -f "$LIB" ] || die "no $LIB (run make engine)"
-    cc -std=c11 -D_GNU_SOURCE -O2 -I"$ROOT/engine" "$ROOT/t/ads_helper.c" \
-        "$ROOT/engine/ctl_ads.c" "$LIB" -llmdb -lyajl -lm \
-        -o "$PREFIX/ads_helper" || die "cannot build the ads import tool"
-    "$PREFIX/ads_helper" --db "$PREFIX/db" import "$PREFIX/campaigns.json" \
-        >/dev/null || die "the import of the campaigns failed"
-fi
+"$CTL" --db "$PREFIX/db" import "$PREFIX/campaigns.json" >/dev/null \
+    || die "storefrontctl import of the campaigns failed"
 
 USER_LINE=
 if [ "$(id -u)" -eq 0 ]; then

@@ -75,6 +75,7 @@ command -v wrk >/dev/null 2>&1 || die "wrk is missing: apt-get install wrk"
 command -v curl >/dev/null 2>&1 || die "curl is missing"
 [ -x "$NGINX" ] || die "no nginx binary at $NGINX"
 [ -f "$MODULE" ] || die "module not built: $MODULE (run make)"
+[ -x "$CTL" ] || die "storefrontctl not built: $CTL (run make)"
 
 PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-push.XXXXXX")
 NGINX_PID=
@@ -98,23 +99,8 @@ trap 'echo "bench_push.sh: interrupted" >&2; exit 130' INT TERM
 
 mkdir -p "$PREFIX/conf" "$PREFIX/logs" "$PREFIX/db"
 
-# The push commands: storefrontctl when it has them, else a small tool
-# built from the engine library and engine/ctl_push.c.
 push_cmd() {
-    if [ -x "$CTL" ] && "$CTL" --help 2>/dev/null | grep -q 'push counters'
-    then
-        "$CTL" --db "$PREFIX/db" push "$@"
-    else
-        if [ ! -x "$PREFIX/push_helper" ]; then
-            [ -f "$ROOT/build/libstorefront.a" ] \
-                || die "build/libstorefront.a missing (run make engine)"
-            cc -std=c11 -D_GNU_SOURCE -O2 -I"$ROOT/engine" \
-                "$ROOT/t/push_helper.c" "$ROOT/engine/ctl_push.c" \
-                "$ROOT/build/libstorefront.a" -llmdb -lyajl -lm \
-                -o "$PREFIX/push_helper" || die "cannot build the push helper"
-        fi
-        "$PREFIX/push_helper" --db "$PREFIX/db" push "$@"
-    fi
+    "$CTL" --db "$PREFIX/db" push "$@"
 }
 
 PORT=$(perl -MIO::Socket::INET -e '

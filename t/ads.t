@@ -23,52 +23,22 @@ use MIME::Base64 qw(encode_base64);
 use POSIX qw(strftime);
 use Test::More;
 use Time::Local qw(timegm);
-use Storefront::Test qw(json_encode json_decode repo_path);
+use Storefront::Test qw(json_encode json_decode);
 
 my $KEY = 'ads-test-click-key-0123456789';
 
 my $t = Storefront::Test->new;
 
-# ---- the ads commands: storefrontctl when it has them, else t/ads_helper.c
-
-my $HELPER = build_helper($t);
-my (undef, $ctl_help) = -x $t->ctl_path
-    ? Storefront::Test::run_cmd($t->ctl_path, '--help') : (1, '');
-my $USE_CTL = $ctl_help =~ /\bads report\b/;
-note($USE_CTL ? 'ads commands: storefrontctl'
-    : 'ads commands: t/ads_helper.c (storefrontctl has no "ads" yet)');
-
-sub build_helper {
-    my ($t) = @_;
-    my $out = $t->prefix . '/ads_helper';
-    my $lib = $ENV{STOREFRONT_LIB} // repo_path('build/libstorefront.a');
-    die "build/libstorefront.a missing: run make engine\n" unless -f $lib;
-    my ($code, undef, $err) = Storefront::Test::run_cmd('cc', '-std=c11',
-        '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror',
-        '-I' . repo_path('engine'), repo_path('t/ads_helper.c'),
-        repo_path('engine/ctl_ads.c'), $lib, '-llmdb', '-lyajl', '-lm',
-        '-o', $out);
-    die "cannot build the ads helper:\n$err" if $code;
-    return $out;
-}
+# ---- the ads commands -----------------------------------------------------------
 
 sub ads_import {
     my ($data) = @_;
-    if ($USE_CTL) {
-        return $t->import_data($data);
-    }
-    $t->{n}++;
-    my $file = $t->write_file("ads-$t->{n}.json",
-        ref $data ? json_encode($data) : $data);
-    return Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir, 'import',
-        $file);
+    return $t->import_data($data);
 }
 
 sub ads_cmd {
     my (@args) = @_;
-    return $t->ctl('ads', @args) if $USE_CTL;
-    return Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir, 'ads',
-        @args);
+    return $t->ctl('ads', @args);
 }
 
 sub report {
@@ -794,8 +764,7 @@ is($code, 2, 'explain without --user: usage error');
 
 # ---- bad campaign data -------------------------------------------------------
 
-my ($c0, $before) = Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir,
-    'export');
+my ($c0, $before) = $t->ctl('export');
 my @bad_data = (
     [ { id => 'b1', advertiser => 'x', caps => ['3/1x'],
         creatives => [ creative('b') ] },
@@ -825,8 +794,7 @@ like($err, qr/campaign "h1" appears twice/, 'a duplicate id is refused');
     ad_pages => { home => { max_slots => 9 } } });
 like($err, qr/ad page "home": "max_slots" must be 0 to 8/,
     'a page limit above 8 is refused');
-my (undef, $after) = Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir,
-    'export');
+my (undef, $after) = $t->ctl('export');
 is($after, $before, '... and nothing was written');
 
 done_testing;

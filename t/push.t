@@ -18,7 +18,7 @@ use lib "$FindBin::Bin/lib";
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Storefront::Test qw(json_encode json_decode repo_path);
+use Storefront::Test qw(json_encode json_decode);
 
 my $TOKEN = 'push-test-token-0123456789';
 my $AUTH = [ Authorization => "Bearer $TOKEN" ];
@@ -27,52 +27,20 @@ my $t = Storefront::Test->new;
 
 # ---- local helpers -----------------------------------------------------------
 
-# The push commands: storefrontctl when it has them, else a small tool
-# built here from the engine library and engine/ctl_push.c.
-my $HELPER = build_helper($t);
-my (undef, $ctl_help) = -x $t->ctl_path
-    ? Storefront::Test::run_cmd($t->ctl_path, '--help') : (1, '');
-my $USE_CTL = $ctl_help =~ /push counters/;
-note($USE_CTL ? 'push commands: storefrontctl'
-    : 'push commands: t/push_helper.c (storefrontctl has no "push" yet)');
-
-sub build_helper {
-    my ($t) = @_;
-    my $out = $t->prefix . '/push_helper';
-    my $lib = repo_path('build/libstorefront.a');
-    die "build/libstorefront.a missing: run make engine\n" unless -f $lib;
-    my ($code, undef, $err) = Storefront::Test::run_cmd('cc', '-std=c11',
-        '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror',
-        '-I' . repo_path('engine'), repo_path('t/push_helper.c'),
-        repo_path('engine/ctl_push.c'), $lib, '-llmdb', '-lyajl', '-lm',
-        '-o', $out);
-    die "cannot build the push helper:\n$err" if $code;
-    return $out;
-}
-
 sub push_cmd {
     my (@args) = @_;
-    return $t->ctl('push', @args) if $USE_CTL;
-    return Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir, 'push',
-        @args);
+    return $t->ctl('push', @args);
 }
 
 sub explain_cmd {
     my (@args) = @_;
-    return $t->ctl('explain', '--push', @args) if $USE_CTL;
-    return Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir, 'explain',
-        '--push', @args);
+    return $t->ctl('explain', '--push', @args);
 }
 
-# Profiles and the push policy: storefrontctl import when it knows them,
-# else the helper (one write transaction).
+# Profiles and the push policy, with storefrontctl import.
 sub import_push_data {
     my ($data) = @_;
     my ($code, $out, $err) = $t->import_data($data);
-    return 1 if $code == 0;
-    my $file = $t->write_file('push-import.json', json_encode($data));
-    ($code, $out, $err) = Storefront::Test::run_cmd($HELPER, '--db',
-        $t->db_dir, 'import', $file);
     diag($err) if $code;
     return $code == 0;
 }

@@ -14,7 +14,7 @@ use lib "$FindBin::Bin/lib";
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(time);
-use Storefront::Test qw(json_encode json_decode repo_path);
+use Storefront::Test qw(json_encode json_decode);
 
 my $TOKEN = 'push-load-token-0123456789';
 my $AUTH = [ Authorization => "Bearer $TOKEN" ];
@@ -30,30 +30,9 @@ my $t = Storefront::Test->new;
 
 # ---- local helpers ------------------------------------------------------------
 
-my $HELPER = build_helper($t);
-my (undef, $ctl_help) = -x $t->ctl_path
-    ? Storefront::Test::run_cmd($t->ctl_path, '--help') : (1, '');
-my $USE_CTL = $ctl_help =~ /push counters/;
-
-sub build_helper {
-    my ($t) = @_;
-    my $out = $t->prefix . '/push_helper';
-    my $lib = repo_path('build/libstorefront.a');
-    die "build/libstorefront.a missing: run make engine\n" unless -f $lib;
-    my ($code, undef, $err) = Storefront::Test::run_cmd('cc', '-std=c11',
-        '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror',
-        '-I' . repo_path('engine'), repo_path('t/push_helper.c'),
-        repo_path('engine/ctl_push.c'), $lib, '-llmdb', '-lyajl', '-lm',
-        '-o', $out);
-    die "cannot build the push helper:\n$err" if $code;
-    return $out;
-}
-
 sub push_cmd {
     my (@args) = @_;
-    return $t->ctl('push', @args) if $USE_CTL;
-    return Storefront::Test::run_cmd($HELPER, '--db', $t->db_dir, 'push',
-        @args);
+    return $t->ctl('push', @args);
 }
 
 # ---- nginx --------------------------------------------------------------------
