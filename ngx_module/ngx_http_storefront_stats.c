@@ -80,7 +80,6 @@
 #define NGX_HTTP_STOREFRONT_BEACON_REJECTED   2
 
 
-
 typedef struct {
     ngx_uint_t                          used;      /* a location counts */
     ngx_msec_t                          flush;
@@ -399,8 +398,7 @@ ngx_http_storefront_stats_expose(ngx_http_request_t *r, const char *user,
             continue;
         }
 
-        hk = ngx_http_storefront_hash(1, (u_char *) a[i].key,
-                                            a[i].key_len);
+        hk = ngx_http_storefront_hash(1, (u_char *) a[i].key, a[i].key_len);
 
         slot = ngx_http_storefront_stats_slot(
                    ngx_http_storefront_mix(hk + a[i].variation + 1),
