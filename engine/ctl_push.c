@@ -10,17 +10,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "ctl.h"
 #include "ctl_push.h"
-
-
-#define CTL_OK     0
-#define CTL_ERROR  1
-#define CTL_USAGE  2
 
 
 const char ctl_push_usage[] =
@@ -52,60 +47,6 @@ typedef struct {
     int          json;
     int          jsonl;
 } ctl_push_opts;
-
-
-static void
-ctl_push_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-ctl_push_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("storefrontctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-
-static int
-ctl_push_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-ctl_push_usage_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("storefrontctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'storefrontctl --help' for more information.\n", stderr);
-    return CTL_USAGE;
-}
-
-
-static int
-ctl_push_flush(int rc)
-{
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        ctl_push_err("error writing to standard output: %s", strerror(errno));
-        return CTL_ERROR;
-    }
-    return rc;
-}
-
-
-static int
-ctl_push_write(const sf_buf *b)
-{
-    if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len) {
-        return -1;
-    }
-    return 0;
-}
 
 
 static void ctl_push_time_text(char *out, size_t size, int64_t ms);
@@ -143,7 +84,7 @@ ctl_push_parse(const char *cmd, int argc, char **argv, ctl_push_opts *o)
         a = argv[i];
 
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            return ctl_push_usage_err("%s: unexpected argument \"%s\"", cmd, a);
+            return ctl_usage_err("%s: unexpected argument \"%s\"", cmd, a);
         }
 
         a += 2;
@@ -161,8 +102,8 @@ ctl_push_parse(const char *cmd, int argc, char **argv, ctl_push_opts *o)
 
             if (flag) {
                 if (a[len] == '=') {
-                    return ctl_push_usage_err("%s: option '--%s' takes no "
-                                              "value", cmd, opts[j].name);
+                    return ctl_usage_err("%s: option '--%s' takes no "
+                                         "value", cmd, opts[j].name);
                 }
                 if (flag == 1) {
                     o->json = 1;
@@ -177,8 +118,8 @@ ctl_push_parse(const char *cmd, int argc, char **argv, ctl_push_opts *o)
             } else if (i + 1 < argc) {
                 val = argv[++i];
             } else {
-                return ctl_push_usage_err("%s: option '--%s' needs a value",
-                                          cmd, opts[j].name);
+                return ctl_usage_err("%s: option '--%s' needs a value",
+                                     cmd, opts[j].name);
             }
 
             slot = (const char **) ((char *) o + opts[j].offset);
@@ -187,8 +128,7 @@ ctl_push_parse(const char *cmd, int argc, char **argv, ctl_push_opts *o)
         }
 
         if (flag == -1) {
-            return ctl_push_usage_err("%s: unknown option '%s'", cmd,
-                                      argv[i]);
+            return ctl_usage_err("%s: unknown option '%s'", cmd, argv[i]);
         }
     }
 
@@ -196,24 +136,24 @@ ctl_push_parse(const char *cmd, int argc, char **argv, ctl_push_opts *o)
 }
 
 
+/*
+ * The message names no command, unlike ctl_need_db's; the map size is
+ * the database's own (the global --map-size is not passed on).
+ */
 static int
 ctl_push_open(const ctl_push_opts *o, unsigned flags, sf_db **db)
 {
-    sf_error  err;
+    ctl_global  g;
 
     if (o->db == NULL || o->db[0] == '\0') {
-        return ctl_push_usage_err("no database: give --db DIR or set "
-                                  "STOREFRONT_DB");
+        return ctl_usage_err("no database: give --db DIR or set "
+                             "STOREFRONT_DB");
     }
 
-    memset(&err, 0, sizeof(err));
+    memset(&g, 0, sizeof(g));
+    g.db_path = o->db;
 
-    if (sf_db_open(db, o->db, 0, flags, &err) != SF_OK) {
-        ctl_push_err("%s", err.msg);
-        return CTL_ERROR;
-    }
-
-    return CTL_OK;
+    return ctl_open_db(&g, flags, db);
 }
 
 
@@ -244,7 +184,7 @@ ctl_push_read_policy(const char *path, sf_push_policy *p)
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        ctl_push_err("%s: %s", path, strerror(errno));
+        ctl_err("%s: %s", path, strerror(errno));
         return CTL_ERROR;
     }
 
@@ -260,7 +200,7 @@ ctl_push_read_policy(const char *path, sf_push_policy *p)
     if (text == NULL
         || fread(text, 1, (size_t) size, f) != (size_t) size)
     {
-        ctl_push_err("%s: cannot read", path);
+        ctl_err("%s: cannot read", path);
         free(text);
         fclose(f);
         return CTL_ERROR;
@@ -271,8 +211,7 @@ ctl_push_read_policy(const char *path, sf_push_policy *p)
     a = sf_arena_create(65536);
     if (a == NULL) {
         free(text);
-        ctl_push_err("out of memory");
-        return CTL_ERROR;
+        return ctl_nomem();
     }
 
     memset(&err, 0, sizeof(err));
@@ -288,7 +227,7 @@ ctl_push_read_policy(const char *path, sf_push_policy *p)
     free(text);
 
     if (rc != SF_OK) {
-        ctl_push_err("%s: %s", path, err.msg);
+        ctl_err("%s: %s", path, err.msg);
         return CTL_ERROR;
     }
 
@@ -318,7 +257,7 @@ ctl_push_policy_in_force(sf_db *db, const ctl_push_opts *o,
             sf_txn_abort(txn);
         }
         if (rc != SF_OK) {
-            ctl_push_err("%s", err.msg);
+            ctl_err("%s", err.msg);
             return CTL_ERROR;
         }
     }
@@ -437,10 +376,10 @@ ctl_push_policy(const ctl_push_opts *o)
     sf_push_policy_to_json(&p, &b);
     sf_buf_appends(&b, "}\n");
 
-    rc = ctl_push_write(&b) ? CTL_ERROR : CTL_OK;
+    rc = ctl_write(stdout, &b) ? CTL_ERROR : CTL_OK;
     sf_buf_free(&b);
 
-    return ctl_push_flush(rc);
+    return ctl_finish_stdout(rc);
 }
 
 
@@ -464,7 +403,7 @@ ctl_push_counters(const ctl_push_opts *o)
     sf_db_close(db);
 
     if (rc != SF_OK) {
-        ctl_push_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         return CTL_ERROR;
     }
 
@@ -480,7 +419,7 @@ ctl_push_counters(const ctl_push_opts *o)
         }
         printf(",\"decisions\":%" PRIu64 ",\"denied\":%" PRIu64 "}\n", total,
                total - counts[SF_PUSH_ALLOW]);
-        return ctl_push_flush(CTL_OK);
+        return ctl_finish_stdout(CTL_OK);
     }
 
     printf("%-12s %12s\n", "REASON", "DECISIONS");
@@ -491,7 +430,7 @@ ctl_push_counters(const ctl_push_opts *o)
     printf("%-12s %12" PRIu64 "\n%-12s %12" PRIu64 "\n", "total", total,
            "denied", total - counts[SF_PUSH_ALLOW]);
 
-    return ctl_push_flush(CTL_OK);
+    return ctl_finish_stdout(CTL_OK);
 }
 
 
@@ -563,7 +502,7 @@ ctl_push_log_entry(void *ctx, uint64_t seq, int64_t time_ms,
 
     l->n++;
 
-    if (ctl_push_write(&l->b) != 0) {
+    if (ctl_write(stdout, &l->b) != 0) {
         l->failed = 1;
         return 1;
     }
@@ -581,7 +520,7 @@ ctl_push_log(const ctl_push_opts *o)
     ctl_push_log_ctx  l;
 
     if (o->json && o->jsonl) {
-        return ctl_push_usage_err("push log: --json or --jsonl, not both");
+        return ctl_usage_err("push log: --json or --jsonl, not both");
     }
 
     if (o->reason) {
@@ -593,9 +532,9 @@ ctl_push_log(const ctl_push_opts *o)
             }
         }
         if (rc == SF_PUSH__COUNT) {
-            return ctl_push_usage_err("push log: unknown reason \"%s\" "
-                                      "(allow, cap, quiet_hours, opted_out, "
-                                      "throttled, duplicate)", o->reason);
+            return ctl_usage_err("push log: unknown reason \"%s\" "
+                                 "(allow, cap, quiet_hours, opted_out, "
+                                 "throttled, duplicate)", o->reason);
         }
     }
 
@@ -614,12 +553,12 @@ ctl_push_log(const ctl_push_opts *o)
 
     if (l.failed) {
         sf_buf_free(&l.b);
-        return ctl_push_flush(CTL_ERROR);
+        return ctl_finish_stdout(CTL_ERROR);
     }
 
     if (rc != SF_OK) {
         sf_buf_free(&l.b);
-        ctl_push_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         return CTL_ERROR;
     }
 
@@ -628,7 +567,7 @@ ctl_push_log(const ctl_push_opts *o)
     }
 
     sf_buf_free(&l.b);
-    return ctl_push_flush(CTL_OK);
+    return ctl_finish_stdout(CTL_OK);
 }
 
 
@@ -897,11 +836,10 @@ ctl_push_verify(const ctl_push_opts *o)
     free(v.slots);
 
     if (v.nomem) {
-        ctl_push_err("out of memory");
-        return CTL_ERROR;
+        return ctl_nomem();
     }
     if (rc != SF_OK) {
-        ctl_push_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         return CTL_ERROR;
     }
 
@@ -965,7 +903,7 @@ ctl_push_verify(const ctl_push_opts *o)
     rc = (ok && v.cap_violations == 0 && v.throttle_violations == 0)
          ? CTL_OK : CTL_ERROR;
 
-    return ctl_push_flush(rc);
+    return ctl_finish_stdout(rc);
 }
 
 
@@ -1074,8 +1012,8 @@ ctl_push_explain(const ctl_push_opts *o)
     const sf_push_category  *cat;
 
     if (o->user == NULL || o->category == NULL) {
-        return ctl_push_usage_err("explain --push: --user and --category are "
-                                  "required");
+        return ctl_usage_err("explain --push: --user and --category are "
+                             "required");
     }
 
     now_ms = ctl_push_now_ms();
@@ -1092,8 +1030,8 @@ ctl_push_explain(const ctl_push_opts *o)
             atv.u.number = strtod(o->at, NULL);
         }
         if (sf_parse_time(&atv, &at) != SF_OK) {
-            return ctl_push_usage_err("explain: invalid --at \"%s\": unix "
-                                      "seconds or ISO 8601", o->at);
+            return ctl_usage_err("explain: invalid --at \"%s\": unix "
+                                 "seconds or ISO 8601", o->at);
         }
         now_ms = at * 1000;
     }
@@ -1126,7 +1064,7 @@ ctl_push_explain(const ctl_push_opts *o)
     cat = ctl_push_category(&pol, req.category, req.category_len);
     if (cat == NULL) {
         sf_db_close(db);
-        ctl_push_err("explain: unknown category \"%s\"", o->category);
+        ctl_err("explain: unknown category \"%s\"", o->category);
         return CTL_ERROR;
     }
 
@@ -1471,11 +1409,11 @@ ctl_push_explain(const ctl_push_opts *o)
         sf_buf_appends(&out, "\n");
     }
 
-    rc = ctl_push_write(&out) ? CTL_ERROR : CTL_OK;
+    rc = ctl_write(stdout, &out) ? CTL_ERROR : CTL_OK;
     sf_buf_free(&out);
     sf_buf_free(&prec);
 
-    return ctl_push_flush(rc);
+    return ctl_finish_stdout(rc);
 
 failed:
 
@@ -1484,7 +1422,7 @@ failed:
     }
     sf_buf_free(&prec);
     sf_db_close(db);
-    ctl_push_err("explain: %s", err.msg[0] ? err.msg : "database error");
+    ctl_err("explain: %s", err.msg[0] ? err.msg : "database error");
     return CTL_ERROR;
 }
 
@@ -1516,8 +1454,8 @@ ctl_push_command(const char *db_path, int argc, char **argv)
     ctl_push_opts  o;
 
     if (argc < 1) {
-        return ctl_push_usage_err("push: missing command (counters, log, "
-                                  "policy, verify)");
+        return ctl_usage_err("push: missing command (counters, log, "
+                             "policy, verify)");
     }
 
     cmd = argv[0];
@@ -1546,6 +1484,6 @@ ctl_push_command(const char *db_path, int argc, char **argv)
         return ctl_push_explain(&o);
     }
 
-    return ctl_push_usage_err("push: unknown command \"%s\" (counters, log, "
-                              "policy, verify)", cmd);
+    return ctl_usage_err("push: unknown command \"%s\" (counters, log, "
+                         "policy, verify)", cmd);
 }
