@@ -15,20 +15,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "storefront.h"
+#include "ctl.h"
 #include "ctl_stats.h"
-
-
-#define CTL_OK     0
-#define CTL_ERROR  1
-#define CTL_USAGE  2
-
-#define CTL_NAME   "storefrontctl"
 
 
 static const char  ctl_stats_usage[] =
@@ -48,59 +40,14 @@ static const char  ctl_experiment_usage[] =
     "version and seed \"<seed>:vN\"), as GrowthBook does.\n";
 
 
-static void
-ctl_stats_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-ctl_stats_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs(CTL_NAME ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-
-static int
-ctl_stats_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-ctl_stats_usage_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs(CTL_NAME ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" CTL_NAME " --help' for more information.\n", stderr);
-    return CTL_USAGE;
-}
-
-
-static int
-ctl_stats_flush(int rc)
-{
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        ctl_stats_err("error writing to standard output: %s",
-                      strerror(errno));
-        return CTL_ERROR;
-    }
-    return rc;
-}
-
-
 /*
  * Splits argv into options and positional arguments.  Takes --json (when
- * json is not NULL), --db DIR / --db=DIR, --help and "--".  Returns CTL_OK,
- * CTL_USAGE, or -1 for --help.
+ * json is not NULL), --db DIR / --db=DIR (into g), --help and "--".
+ * Returns CTL_OK, CTL_USAGE, or -1 for --help.
  */
 static int
 ctl_stats_args(const char *cmd, int argc, char **argv, int *json,
-    const char **db, char **pos, int *npos)
+    ctl_global *g, char **pos, int *npos)
 {
     int   i, options;
 
@@ -126,15 +73,14 @@ ctl_stats_args(const char *cmd, int argc, char **argv, int *json,
             return -1;
         }
         if (strncmp(a, "--db=", 5) == 0) {
-            *db = a + 5;
+            g->db_path = a + 5;
             continue;
         }
         if (strcmp(a, "--db") == 0) {
             if (i + 1 >= argc) {
-                return ctl_stats_usage_err("%s: option '--db' needs a value",
-                                           cmd);
+                return ctl_usage_err("%s: option '--db' needs a value", cmd);
             }
-            *db = argv[++i];
+            g->db_path = argv[++i];
             continue;
         }
 
@@ -145,15 +91,10 @@ ctl_stats_args(const char *cmd, int argc, char **argv, int *json,
             continue;
         }
 
-        return ctl_stats_usage_err("%s: unknown option '%s'", cmd, a);
+        return ctl_usage_err("%s: unknown option '%s'", cmd, a);
     }
 
-    if (*db == NULL || **db == '\0') {
-        return ctl_stats_usage_err("%s: no database: give --db DIR or set "
-                                   "STOREFRONT_DB", cmd);
-    }
-
-    return CTL_OK;
+    return ctl_need_db(cmd, g);
 }
 
 
@@ -250,25 +191,29 @@ ctl_stats_command(const char *db_path, int argc, char **argv)
     sf_buf                 out;
     sf_arena              *a;
     sf_error               err;
+    ctl_global             g;
     sf_snapshot           *snap;
     const char            *key;
     sf_experiment_report  *r;
 
     pos = calloc((size_t) argc + 1, sizeof(char *));
     if (pos == NULL) {
-        ctl_stats_err("out of memory");
-        return CTL_ERROR;
+        return ctl_nomem();
     }
 
+    /* the database's own map size: the global --map-size is not passed on */
+    memset(&g, 0, sizeof(g));
+    g.db_path = db_path;
+
     json = 0;
-    rc = ctl_stats_args("stats", argc, argv, &json, &db_path, pos, &npos);
+    rc = ctl_stats_args("stats", argc, argv, &json, &g, pos, &npos);
     if (rc == -1) {
         free(pos);
         fputs(ctl_stats_usage, stdout);
-        return ctl_stats_flush(CTL_OK);
+        return ctl_finish_stdout(CTL_OK);
     }
     if (rc == CTL_OK && npos > 1) {
-        rc = ctl_stats_usage_err("stats: too many arguments");
+        rc = ctl_usage_err("stats: too many arguments");
     }
     key = npos == 1 ? pos[0] : NULL;
     free(pos);
@@ -276,23 +221,16 @@ ctl_stats_command(const char *db_path, int argc, char **argv)
         return rc;
     }
 
+    if (ctl_open_snapshot(&g, &db, &snap) != CTL_OK) {
+        return CTL_ERROR;
+    }
+
     memset(&err, 0, sizeof(err));
-    db = NULL;
-    snap = NULL;
-    a = NULL;
     sf_buf_init(&out);
 
-    rc = sf_db_open(&db, db_path, 0, SF_DB_READONLY, &err);
-    if (rc == SF_OK) {
-        rc = sf_snapshot_create(db, &snap, &err);
-    }
-    if (rc == SF_OK) {
-        rc = sf_snapshot_renew(snap, &err);
-    }
-    if (rc == SF_OK) {
-        a = sf_arena_create(64 * 1024);
-        rc = a ? SF_OK : sf_error_set(&err, SF_ERR_NOMEM, "out of memory");
-    }
+    a = sf_arena_create(64 * 1024);
+    rc = a ? SF_OK : sf_error_set(&err, SF_ERR_NOMEM, "out of memory");
+
     if (rc == SF_OK) {
         rc = sf_report_collect(snap, key, key ? strlen(key) : 0, a, &r, &n,
                                &err);
@@ -304,9 +242,7 @@ ctl_stats_command(const char *db_path, int argc, char **argv)
             if (rc == SF_OK) {
                 rc = sf_buf_appends(&out, "\n");
             }
-            if (rc == SF_OK
-                && fwrite(out.data, 1, out.len, stdout) != out.len)
-            {
+            if (rc == SF_OK && ctl_write(stdout, &out) != 0) {
                 rc = SF_ERR_IO;
             }
 
@@ -316,20 +252,14 @@ ctl_stats_command(const char *db_path, int argc, char **argv)
     }
 
     if (rc != SF_OK && err.msg[0]) {
-        ctl_stats_err("%s", err.msg);
+        ctl_err("%s", err.msg);
     }
 
     sf_buf_free(&out);
     sf_arena_destroy(a);
-    if (snap) {
-        sf_snapshot_reset(snap);
-        sf_snapshot_free(snap);
-    }
-    if (db) {
-        sf_db_close(db);
-    }
+    ctl_close_snapshot(db, snap);
 
-    return ctl_stats_flush(rc == SF_OK ? CTL_OK : CTL_ERROR);
+    return ctl_finish_stdout(rc == SF_OK ? CTL_OK : CTL_ERROR);
 }
 
 
@@ -366,20 +296,22 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
     sf_arena   *a;
     sf_error    err;
     sf_value    v;
+    ctl_global  g;
     const char *op, *key;
 
     pos = calloc((size_t) argc + 1, sizeof(char *));
     if (pos == NULL) {
-        ctl_stats_err("out of memory");
-        return CTL_ERROR;
+        return ctl_nomem();
     }
 
-    rc = ctl_stats_args("experiment", argc, argv, NULL, &db_path, pos,
-                        &npos);
+    memset(&g, 0, sizeof(g));
+    g.db_path = db_path;
+
+    rc = ctl_stats_args("experiment", argc, argv, NULL, &g, pos, &npos);
     if (rc == -1) {
         free(pos);
         fputs(ctl_experiment_usage, stdout);
-        return ctl_stats_flush(CTL_OK);
+        return ctl_finish_stdout(CTL_OK);
     }
     if (rc != CTL_OK) {
         free(pos);
@@ -394,8 +326,7 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
 
     if (strcmp(op, "start") == 0 || strcmp(op, "stop") == 0) {
         if (npos != 2) {
-            rc = ctl_stats_usage_err("experiment %s: give the experiment "
-                                     "KEY", op);
+            rc = ctl_usage_err("experiment %s: give the experiment KEY", op);
             goto done;
         }
         sf_buf_appends(&changes, op[2] == 'a' ? "{\"active\":true}"
@@ -403,14 +334,13 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
 
     } else if (strcmp(op, "ramp") == 0) {
         if (npos != 3) {
-            rc = ctl_stats_usage_err("experiment ramp: give KEY and "
-                                     "COVERAGE");
+            rc = ctl_usage_err("experiment ramp: give KEY and COVERAGE");
             goto done;
         }
         x = ctl_stats_coverage(pos[2]);
         if (x < 0 || x > 1) {
-            rc = ctl_stats_usage_err("experiment ramp: invalid coverage "
-                                     "\"%s\": 0..1 or 0%%..100%%", pos[2]);
+            rc = ctl_usage_err("experiment ramp: invalid coverage "
+                               "\"%s\": 0..1 or 0%%..100%%", pos[2]);
             goto done;
         }
         sf_buf_appends(&changes, "{\"coverage\":");
@@ -419,8 +349,7 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
 
     } else if (strcmp(op, "weights") == 0) {
         if (npos != 3) {
-            rc = ctl_stats_usage_err("experiment weights: give KEY and "
-                                     "W1,W2,...");
+            rc = ctl_usage_err("experiment weights: give KEY and W1,W2,...");
             goto done;
         }
         sf_buf_appends(&changes, "{\"weights\":[");
@@ -430,9 +359,9 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
             if (end == p || errno != 0 || !isfinite(x)
                 || (*end != ',' && *end != '\0'))
             {
-                rc = ctl_stats_usage_err("experiment weights: invalid "
-                                         "weights \"%s\": numbers separated "
-                                         "by commas", pos[2]);
+                rc = ctl_usage_err("experiment weights: invalid "
+                                   "weights \"%s\": numbers separated "
+                                   "by commas", pos[2]);
                 goto done;
             }
             if (p != pos[2]) {
@@ -446,10 +375,10 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
         sf_buf_appends(&changes, "]}");
 
     } else {
-        rc = ctl_stats_usage_err("experiment: %s\"%s\": start, stop, ramp "
-                                 "or weights", *op ? "unknown operation "
-                                                   : "missing operation",
-                                 op);
+        rc = ctl_usage_err("experiment: %s\"%s\": start, stop, ramp "
+                           "or weights", *op ? "unknown operation "
+                                             : "missing operation",
+                           op);
         goto done;
     }
 
@@ -459,14 +388,14 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
 
     a = sf_arena_create(0);
     if (a == NULL) {
-        ctl_stats_err("out of memory");
-        rc = CTL_ERROR;
+        rc = ctl_nomem();
         goto done;
     }
 
     rc = sf_json_parse(changes.data, changes.len, a, &v, &err);
     if (rc == SF_OK) {
-        rc = sf_db_open(&db, db_path, 0, 0, &err);
+        /* not ctl_open_db: the message names the operation */
+        rc = sf_db_open(&db, g.db_path, 0, 0, &err);
     }
     if (rc == SF_OK) {
         rc = sf_txn_begin(db, &txn, &err);
@@ -484,10 +413,10 @@ ctl_experiment_command(const char *db_path, int argc, char **argv)
     if (rc == SF_OK) {
         printf("experiment \"%s\": %.*s\n", key, (int) summary.len,
                summary.data);
-        rc = ctl_stats_flush(CTL_OK);
+        rc = ctl_finish_stdout(CTL_OK);
 
     } else {
-        ctl_stats_err("experiment %s \"%s\": %s", op, key, err.msg);
+        ctl_err("experiment %s \"%s\": %s", op, key, err.msg);
         rc = CTL_ERROR;
     }
 
