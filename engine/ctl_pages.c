@@ -12,61 +12,16 @@
  */
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "storefront.h"
+#include "ctl.h"
 #include "ctl_pages.h"
 
 
-#define CTL_PAGES_OK     0
-#define CTL_PAGES_ERROR  1
-#define CTL_PAGES_USAGE  2
-
 #define CTL_PAGES_MAX_EXPERIMENTS  4096
 #define CTL_PAGES_MAX_ATTRS        64
-
-
-static void
-ctl_pages_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-ctl_pages_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("storefrontctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-
-static int
-ctl_pages_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-ctl_pages_usage(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("storefrontctl: explain: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'storefrontctl --help' for more information.\n", stderr);
-    return CTL_PAGES_USAGE;
-}
-
-
-static void *
-ctl_pages_alloc(void *ctx, size_t n)
-{
-    return sf_arena_alloc(ctx, n);
-}
 
 
 /* ---- import ------------------------------------------------------------- */
@@ -477,8 +432,8 @@ ctl_pages_set_attr(ctl_pages_opts *o, const char *name, size_t name_len,
 
     if (i == o->nattrs) {
         if (o->nattrs == CTL_PAGES_MAX_ATTRS) {
-            return ctl_pages_usage("too many attributes (at most %d)",
-                                   CTL_PAGES_MAX_ATTRS);
+            return ctl_usage_err("explain: too many attributes (at most %d)",
+                                 CTL_PAGES_MAX_ATTRS);
         }
         o->nattrs++;
     }
@@ -488,7 +443,7 @@ ctl_pages_set_attr(ctl_pages_opts *o, const char *name, size_t name_len,
     o->attrs[i].value.type = SF_STRING;
     o->attrs[i].value.u.str.p = value;
     o->attrs[i].value.u.str.len = strlen(value);
-    return CTL_PAGES_OK;
+    return CTL_OK;
 }
 
 
@@ -530,7 +485,7 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
         a = argv[i];
 
         if (strncmp(a, "--", 2) != 0) {
-            return ctl_pages_usage("unexpected argument \"%s\"", a);
+            return ctl_usage_err("explain: unexpected argument \"%s\"", a);
         }
 
         len = strcspn(a + 2, "=");
@@ -541,8 +496,8 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
 
         if (CTL_PAGES_IS("json") || CTL_PAGES_IS("qa")) {
             if (a[2 + len] == '=') {
-                return ctl_pages_usage("option '--%.*s' takes no value",
-                                       (int) len, a + 2);
+                return ctl_usage_err("explain: option '--%.*s' takes no "
+                                     "value", (int) len, a + 2);
             }
             if (CTL_PAGES_IS("json")) {
                 o->json = 1;
@@ -556,7 +511,7 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
               || CTL_PAGES_IS("attr") || CTL_PAGES_IS("url")
               || CTL_PAGES_IS("now") || CTL_PAGES_IS("db")))
         {
-            return ctl_pages_usage("unknown option '%s'", a);
+            return ctl_usage_err("explain: unknown option '%s'", a);
         }
 
         if (a[2 + len] == '=') {
@@ -564,8 +519,8 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
-            return ctl_pages_usage("option '--%.*s' needs a value",
-                                   (int) len, a + 2);
+            return ctl_usage_err("explain: option '--%.*s' needs a value",
+                                 (int) len, a + 2);
         }
 
         if (CTL_PAGES_IS("page")) {
@@ -574,18 +529,18 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
         } else if (CTL_PAGES_IS("user")) {
             o->user = value;
             rc = ctl_pages_set_attr(o, "id", 2, value);
-            if (rc != CTL_PAGES_OK) {
+            if (rc != CTL_OK) {
                 return rc;
             }
 
         } else if (CTL_PAGES_IS("attr")) {
             eq = strchr(value, '=');
             if (eq == NULL || eq == value) {
-                return ctl_pages_usage("--attr needs NAME=VALUE, got \"%s\"",
-                                       value);
+                return ctl_usage_err("explain: --attr needs NAME=VALUE, "
+                                     "got \"%s\"", value);
             }
             rc = ctl_pages_set_attr(o, value, (size_t) (eq - value), eq + 1);
-            if (rc != CTL_PAGES_OK) {
+            if (rc != CTL_OK) {
                 return rc;
             }
 
@@ -597,8 +552,8 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
 
         } else {
             if (ctl_pages_parse_now(value, &o->now) != SF_OK) {
-                return ctl_pages_usage("invalid time \"%s\" (unix seconds "
-                                       "or ISO 8601)", value);
+                return ctl_usage_err("explain: invalid time \"%s\" (unix "
+                                     "seconds or ISO 8601)", value);
             }
             o->now_set = 1;
         }
@@ -607,10 +562,10 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
     }
 
     if (o->page == NULL) {
-        return ctl_pages_usage("--page TYPE is required");
+        return ctl_usage_err("explain: --page TYPE is required");
     }
 
-    return CTL_PAGES_OK;
+    return CTL_OK;
 }
 
 
@@ -771,7 +726,7 @@ ctl_pages_print(const ctl_pages_opts *o, const sf_profile *p,
     }
 
     sf_buf_free(&args);
-    return rc == SF_OK ? CTL_PAGES_OK : CTL_PAGES_ERROR;
+    return rc == SF_OK ? CTL_OK : CTL_ERROR;
 }
 
 
@@ -926,6 +881,7 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     sf_request         req;
     sf_profile         p;
     sf_derived         d;
+    ctl_global         g;
     sf_snapshot       *snap;
     sf_assignment     *as;
     ctl_pages_opts     o;
@@ -937,12 +893,13 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     o.db = db_path;
 
     rc = ctl_pages_parse(&o, argc, argv);
-    if (rc != CTL_PAGES_OK) {
+    if (rc != CTL_OK) {
         return rc;
     }
+    /* not ctl_need_db: "use", not "give" */
     if (o.db == NULL || o.db[0] == '\0') {
-        return ctl_pages_usage("no database: use --db DIR or set "
-                               "STOREFRONT_DB");
+        return ctl_usage_err("explain: no database: use --db DIR or set "
+                             "STOREFRONT_DB");
     }
     if (!o.now_set) {
         o.now = (int64_t) time(NULL);
@@ -952,7 +909,7 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     snap = NULL;
     as = NULL;
     pd = NULL;
-    ret = CTL_PAGES_ERROR;
+    ret = CTL_ERROR;
     sf_buf_init(&out);
     sf_buf_init(&variants);
     memset(&err, 0, sizeof(err));
@@ -961,15 +918,15 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     as = calloc(CTL_PAGES_MAX_EXPERIMENTS, sizeof(sf_assignment));
     pd = calloc(1, sizeof(sf_page_decision));
     if (arena == NULL || as == NULL || pd == NULL) {
-        ctl_pages_err("out of memory");
+        ctl_nomem();
         goto done;
     }
 
-    if (sf_db_open(&db, o.db, 0, SF_DB_READONLY, &err) != SF_OK
-        || sf_snapshot_create(db, &snap, &err) != SF_OK
-        || sf_snapshot_renew(snap, &err) != SF_OK)
-    {
-        ctl_pages_err("%s", err.msg);
+    /* the database's own map size: the global --map-size is not passed on */
+    memset(&g, 0, sizeof(g));
+    g.db_path = o.db;
+
+    if (ctl_open_snapshot(&g, &db, &snap) != CTL_OK) {
         goto done;
     }
 
@@ -978,7 +935,7 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
 
     m = sf_arena_alloc(arena, (o.nattrs + 1) * sizeof(sf_member));
     if (m == NULL) {
-        ctl_pages_err("out of memory");
+        ctl_nomem();
         goto done;
     }
     n = 0;
@@ -999,15 +956,15 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
         || (o.user && sf_snapshot_get_profile(snap, o.user, strlen(o.user),
                                               &p, &err) != SF_OK))
     {
-        ctl_pages_err("%s: %s", o.db, err.msg);
+        ctl_err("%s: %s", o.db, err.msg);
         goto done;
     }
     sf_profile_derive(&p, rules, o.now, &d);
 
-    if (sf_profile_attributes(&p, &d, &attrs, ctl_pages_alloc, arena, &seen)
+    if (sf_profile_attributes(&p, &d, &attrs, ctl_arena_alloc, arena, &seen)
         != SF_OK)
     {
-        ctl_pages_err("out of memory");
+        ctl_nomem();
         goto done;
     }
 
@@ -1021,7 +978,7 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     n = 0;
     rc = sf_evaluate_all(snap, &req, as, CTL_PAGES_MAX_EXPERIMENTS, &n, &err);
     if (rc != SF_OK && rc != SF_ERR_TOO_MANY) {
-        ctl_pages_err("%s: %s", o.db, err.msg);
+        ctl_err("%s: %s", o.db, err.msg);
         goto done;
     }
 
@@ -1042,12 +999,12 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
             || sf_buf_append(&variants, as[i].variation_key,
                              as[i].variation_key_len) != SF_OK)
         {
-            ctl_pages_err("out of memory");
+            ctl_nomem();
             goto done;
         }
     }
     if (sf_buf_append(&variants, "", 1) != SF_OK) {
-        ctl_pages_err("out of memory");
+        ctl_nomem();
         goto done;
     }
     variants.len--;
@@ -1055,59 +1012,44 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     blob = NULL;
     len = 0;
     if (sf_snapshot_pages(snap, &blob, &len, &err) != SF_OK) {
-        ctl_pages_err("%s: %s", o.db, err.msg);
+        ctl_err("%s: %s", o.db, err.msg);
         goto done;
     }
     if (blob == NULL) {
-        ctl_pages_err("%s: no page layouts (import a \"pages\" member)",
-                      o.db);
+        ctl_err("%s: no page layouts (import a \"pages\" member)", o.db);
         goto done;
     }
 
     rc = sf_page_decide(blob, len, o.page, strlen(o.page), &seen, as, n,
-                        o.now, ctl_pages_alloc, arena, pd);
+                        o.now, ctl_arena_alloc, arena, pd);
     if (rc == SF_ERR_NOT_FOUND) {
-        ctl_pages_err("no layouts for page type \"%s\"", o.page);
+        ctl_err("no layouts for page type \"%s\"", o.page);
         goto done;
     }
     if (rc != SF_OK) {
-        ctl_pages_err("out of memory");
+        ctl_nomem();
         goto done;
     }
 
     if (o.json) {
         if (ctl_pages_json(&out, &o, &p, &d, as, n, &variants, pd) != SF_OK) {
-            ctl_pages_err("out of memory");
+            ctl_nomem();
             goto done;
         }
-        if (out.len && fwrite(out.data, 1, out.len, stdout) != out.len) {
-            ctl_pages_err("error writing to standard output: %s",
-                          strerror(errno));
+        if (ctl_write(stdout, &out) != 0) {
+            ctl_err("error writing to standard output: %s", strerror(errno));
             goto done;
         }
-    } else if (ctl_pages_print(&o, &p, &d, as, n, &variants, pd)
-               != CTL_PAGES_OK)
-    {
-        ctl_pages_err("out of memory");
+    } else if (ctl_pages_print(&o, &p, &d, as, n, &variants, pd) != CTL_OK) {
+        ctl_nomem();
         goto done;
     }
 
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        ctl_pages_err("error writing to standard output: %s",
-                      strerror(errno));
-        goto done;
-    }
-    ret = CTL_PAGES_OK;
+    ret = ctl_finish_stdout(CTL_OK);
 
 done:
 
-    if (snap) {
-        sf_snapshot_reset(snap);
-        sf_snapshot_free(snap);
-    }
-    if (db) {
-        sf_db_close(db);
-    }
+    ctl_close_snapshot(db, snap);
     sf_buf_free(&out);
     sf_buf_free(&variants);
     sf_arena_destroy(arena);
