@@ -4,42 +4,23 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "storefront.h"
+#include "ctl.h"
 #include "ctl_ads.h"
 
-
-#define CTL_ADS_OK      0
-#define CTL_ADS_ERROR   1
-#define CTL_ADS_USAGE   2
 
 #define CTL_ADS_ATTRS   64
 #define CTL_ADS_EXPS    4096
 
 
-static int ctl_ads_err(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-
-static int
-ctl_ads_err(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("storefrontctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return CTL_ADS_ERROR;
-}
-
-
+/*
+ * Not ctl_usage_err: "ads: ", the argument quoted, and the usage of ads
+ * instead of the pointer to --help.
+ */
 static int
 ctl_ads_usage(const char *msg, const char *arg)
 {
@@ -50,7 +31,7 @@ ctl_ads_usage(const char *msg, const char *arg)
           "[--slots A,B] [--max-slots N]\n"
           "           [--attr NAME=VALUE]... [--now TIME] [--seed N] "
           "[--json]\n", stderr);
-    return CTL_ADS_USAGE;
+    return CTL_USAGE;
 }
 
 
@@ -505,7 +486,7 @@ ctl_ads_options(int argc, char **argv, int verb_explain, ctl_ads_opts *o)
 #undef CTL_ADS_IS
     }
 
-    return CTL_ADS_OK;
+    return CTL_OK;
 }
 
 
@@ -617,7 +598,7 @@ ctl_ads_json_counts(sf_buf *b, const sf_ad_counts *c)
 
 
 static int
-ctl_ads_report(const char *path, const ctl_ads_opts *o)
+ctl_ads_report(const ctl_global *g, const ctl_ads_opts *o)
 {
     int              rc, first;
     char             kind;
@@ -642,9 +623,9 @@ ctl_ads_report(const char *path, const ctl_ads_opts *o)
     camps = NULL;
     snap = NULL;
 
-    if (sf_db_open(&db, path, 0, SF_DB_READONLY, &err) != SF_OK) {
+    if (ctl_open_db(g, SF_DB_READONLY, &db) != CTL_OK) {
         sf_arena_destroy(arena);
-        return ctl_ads_err("%s", err.msg);
+        return CTL_ERROR;
     }
 
     /* the advertisers of the campaigns in force */
@@ -670,7 +651,7 @@ ctl_ads_report(const char *path, const ctl_ads_opts *o)
         rc = sf_error_set(&err, SF_ERR_NOMEM, "out of memory");
     }
     if (rc != SF_OK) {
-        ctl_ads_err("ads report: %s", err.msg);
+        ctl_err("ads report: %s", err.msg);
         goto done;
     }
 
@@ -772,9 +753,9 @@ ctl_ads_report(const char *path, const ctl_ads_opts *o)
                       total.clicks, 100 * ctl_ads_ctr(&total));
     }
 
-    if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
-        rc = ctl_ads_err("error writing to standard output: %s",
-                         strerror(errno));
+    if (ctl_write(stdout, &b) != 0 || fflush(stdout) != 0) {
+        ctl_err("error writing to standard output: %s", strerror(errno));
+        rc = SF_ERR_IO;
     }
 
 done:
@@ -786,21 +767,14 @@ done:
     sf_buf_free(&b);
     sf_buf_free(&src);
     sf_arena_destroy(arena);
-    return rc == SF_OK ? CTL_ADS_OK : CTL_ADS_ERROR;
+    return rc == SF_OK ? CTL_OK : CTL_ERROR;
 }
 
 
 /* ---- explain ------------------------------------------------------------- */
 
-static void *
-ctl_ads_arena_alloc(void *ctx, size_t size)
-{
-    return sf_arena_alloc(ctx, size);
-}
-
-
 static int
-ctl_ads_explain(const char *path, const ctl_ads_opts *o)
+ctl_ads_explain(const ctl_global *g, const ctl_ads_opts *o)
 {
     int                rc, ret;
     char               tzbuf[16];
@@ -837,23 +811,15 @@ ctl_ads_explain(const char *path, const ctl_ads_opts *o)
     exps = calloc(CTL_ADS_EXPS, sizeof(sf_assignment));
     pd = calloc(1, sizeof(sf_page_decision));
     snap = NULL;
-    ret = CTL_ADS_ERROR;
+    ret = CTL_ERROR;
 
     if (arena == NULL || exps == NULL || pd == NULL) {
-        ctl_ads_err("out of memory");
+        ctl_nomem();
         goto free;
     }
 
-    if (sf_db_open(&db, path, 0, SF_DB_READONLY, &err) != SF_OK) {
-        ctl_ads_err("%s", err.msg);
+    if (ctl_open_snapshot(g, &db, &snap) != CTL_OK) {
         goto free;
-    }
-
-    if (sf_snapshot_create(db, &snap, &err) != SF_OK
-        || sf_snapshot_renew(snap, &err) != SF_OK)
-    {
-        ctl_ads_err("%s", err.msg);
-        goto close;
     }
 
     now = o->now_set ? o->now : (int64_t) time(NULL);
@@ -884,14 +850,14 @@ ctl_ads_explain(const char *path, const ctl_ads_opts *o)
            != SF_OK
         || sf_snapshot_rules(snap, &rules, &err) != SF_OK)
     {
-        ctl_ads_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         goto close;
     }
     sf_profile_derive(&p, rules, now, &dv);
-    if (sf_profile_attributes(&p, &dv, &req, ctl_ads_arena_alloc, arena,
+    if (sf_profile_attributes(&p, &dv, &req, ctl_arena_alloc, arena,
                               &attrs) != SF_OK)
     {
-        ctl_ads_err("out of memory");
+        ctl_nomem();
         goto close;
     }
     tz = p.found && p.has_tz ? p.tz_offset_min : 0;
@@ -919,15 +885,14 @@ ctl_ads_explain(const char *path, const ctl_ads_opts *o)
         nexp = 0;
         rc = sf_evaluate_all(snap, &er, exps, CTL_ADS_EXPS, &nexp, &err);
         if (rc != SF_OK && rc != SF_ERR_TOO_MANY) {
-            ctl_ads_err("%s", err.msg);
+            ctl_err("%s", err.msg);
             goto close;
         }
 
         from = "no layouts";
         if (sf_snapshot_pages(snap, &blob, &len, &err) == SF_OK && blob) {
             rc = sf_page_decide(blob, len, o->page, strlen(o->page), &attrs,
-                                exps, nexp, now, ctl_ads_arena_alloc, arena,
-                                pd);
+                                exps, nexp, now, ctl_arena_alloc, arena, pd);
             if (rc == SF_OK) {
                 from = "layout";
                 for (i = 0; i < pd->nmodules; i++) {
@@ -946,13 +911,13 @@ ctl_ads_explain(const char *path, const ctl_ads_opts *o)
     }
 
     if (sf_snapshot_ads(snap, &blob, &len, &err) != SF_OK) {
-        ctl_ads_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         goto close;
     }
     if (sf_snapshot_ad_state(snap, o->user, strlen(o->user), &state,
                              &state_len, &err) != SF_OK)
     {
-        ctl_ads_err("%s", err.msg);
+        ctl_err("%s", err.msg);
         goto close;
     }
 
@@ -1061,20 +1026,16 @@ ctl_ads_explain(const char *path, const ctl_ads_opts *o)
         sf_buf_appends(&b, "\n");
     }
 
-    if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
-        ctl_ads_err("error writing to standard output: %s", strerror(errno));
+    if (ctl_write(stdout, &b) != 0 || fflush(stdout) != 0) {
+        ctl_err("error writing to standard output: %s", strerror(errno));
         goto close;
     }
 
-    ret = CTL_ADS_OK;
+    ret = CTL_OK;
 
 close:
 
-    if (snap) {
-        sf_snapshot_reset(snap);
-        sf_snapshot_free(snap);
-    }
-    sf_db_close(db);
+    ctl_close_snapshot(db, snap);
 
 free:
 
@@ -1106,6 +1067,7 @@ int
 ctl_ads_command(const char *db, int argc, char **argv)
 {
     int           rc, explain;
+    ctl_global    g;
     ctl_ads_opts  o;
 
     if (argc < 1) {
@@ -1121,15 +1083,19 @@ ctl_ads_command(const char *db, int argc, char **argv)
     }
 
     rc = ctl_ads_options(argc, argv, explain, &o);
-    if (rc != CTL_ADS_OK) {
+    if (rc != CTL_OK) {
         return rc;
     }
 
+    /* no pointer to --help, unlike ctl_need_db */
     if (db == NULL || db[0] == '\0') {
-        fputs("storefrontctl: ads: no database: give --db DIR or set "
-              "STOREFRONT_DB\n", stderr);
-        return CTL_ADS_USAGE;
+        ctl_err("ads: no database: give --db DIR or set STOREFRONT_DB");
+        return CTL_USAGE;
     }
 
-    return explain ? ctl_ads_explain(db, &o) : ctl_ads_report(db, &o);
+    /* the database's own map size: the global --map-size is not passed on */
+    memset(&g, 0, sizeof(g));
+    g.db_path = db;
+
+    return explain ? ctl_ads_explain(&g, &o) : ctl_ads_report(&g, &o);
 }
