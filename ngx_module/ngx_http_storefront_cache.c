@@ -445,7 +445,6 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
     p += ctx->nassigned * sizeof(ngx_keyval_t);
 
     cached->profile = NULL;
-    pr = NULL;
 
     if (ctx->profile) {
         pr = (ngx_http_storefront_profile_t *) p;
@@ -456,9 +455,7 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
         p += pr->nattrs * sizeof(ngx_keyval_t);
 
         cached->profile = pr;
-    }
 
-    if (pr) {
         p = ngx_http_storefront_cache_str(p, &pr->segment);
         p = ngx_http_storefront_cache_str(p, &pr->rfm);
         p = ngx_http_storefront_cache_str(p, &pr->lifecycle);
