@@ -255,8 +255,6 @@ echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request" \
      "(B's with its LMDB writes)"
 echo
 
-HZ=$(getconf CLK_TCK)
-
 # The impressions of a B round are written to LMDB up to a flush interval
 # later: B's CPU time is taken after that (DRAIN seconds), so that every
 # write is counted in B's round and none in the next one.
@@ -267,22 +265,7 @@ measure() {   # port seconds [drain]
         "http://127.0.0.1:$1/" > "$PREFIX/wrk.out"
     [ "${3:-0}" -gt 0 ] && sleep "$3"
     t1=$(worker_ticks)
-    awk -v ticks=$(( t1 - t0 )) -v hz="$HZ" -v secs="$2" '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000;
-            if (v ~ /ms$/) return v + 0;
-            if (v ~ /s$/)  return v * 1000;
-            return v + 0;
-        }
-        /^Requests\/sec:/       { rps = $2 }
-        $1 == "50%"             { p50 = ms($2) }
-        $1 == "99%"             { p99 = ms($2) }
-        /Non-2xx or 3xx/        { err += $NF }
-        /Socket errors:/        { err += 1 }
-        END {
-            us = rps > 0 ? ticks / hz * 1e6 / (rps * secs) : 0
-            printf "%.0f %.3f %.3f %d %.2f\n", rps, p50, p99, err + 0, us
-        }' "$PREFIX/wrk.out"
+    wrk_summary "$PREFIX/wrk.out" $(( t1 - t0 )) "$2"
 }
 
 # whole seconds to wait for B's writes: the flush interval, rounded up, + 1

@@ -284,8 +284,6 @@ echo "wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS pairs ABBA"
 echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request"
 echo
 
-HZ=$(getconf CLK_TCK)
-
 # wrk run -> "rps p50_ms p99_ms errors worker_cpu_us_per_request"
 measure() {   # path seconds
     local t0 t1
@@ -293,22 +291,7 @@ measure() {   # path seconds
     timeout $(( $2 + 15 )) "${WRK_PIN[@]}" wrk -t1 -c"$CONNS" -d"$2"s \
         --latency -H "$UA" "http://127.0.0.1:$PORT$1" > "$PREFIX/wrk.out"
     t1=$(worker_ticks)
-    awk -v ticks=$(( t1 - t0 )) -v hz="$HZ" -v secs="$2" '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000;
-            if (v ~ /ms$/) return v + 0;
-            if (v ~ /s$/)  return v * 1000;
-            return v + 0;
-        }
-        /^Requests\/sec:/       { rps = $2 }
-        $1 == "50%"             { p50 = ms($2) }
-        $1 == "99%"             { p99 = ms($2) }
-        /Non-2xx or 3xx/        { err += $NF }
-        /Socket errors:/        { err += 1 }
-        END {
-            us = rps > 0 ? ticks / hz * 1e6 / (rps * secs) : 0
-            printf "%.0f %.3f %.3f %d %.2f\n", rps, p50, p99, err + 0, us
-        }' "$PREFIX/wrk.out"
+    wrk_summary "$PREFIX/wrk.out" $(( t1 - t0 )) "$2"
 }
 
 measure /ssi 1 >/dev/null

@@ -69,9 +69,10 @@ then
     exit 2
 fi
 
-die() { echo "bench_push.sh: $*" >&2; exit 1; }
+BENCH=bench_push.sh
+. "$ROOT/scripts/lib/bench.sh"
 
-command -v wrk >/dev/null 2>&1 || die "wrk is missing: apt-get install wrk"
+bench_need_wrk
 command -v curl >/dev/null 2>&1 || die "curl is missing"
 [ -x "$NGINX" ] || die "no nginx binary at $NGINX"
 [ -f "$MODULE" ] || die "module not built: $MODULE (run make)"
@@ -79,23 +80,6 @@ command -v curl >/dev/null 2>&1 || die "curl is missing"
 
 PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-push.XXXXXX")
 NGINX_PID=
-
-cleanup() {
-    local pid i
-    trap - EXIT INT TERM
-    pid=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null || echo "$NGINX_PID")
-    if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$PREFIX"
-}
-trap cleanup EXIT
-trap 'echo "bench_push.sh: interrupted" >&2; exit 130' INT TERM
 
 mkdir -p "$PREFIX/conf" "$PREFIX/logs" "$PREFIX/db"
 
@@ -237,29 +221,12 @@ function request()
 end
 EOF
 
-# wrk run -> "requests/s p50_ms p99_ms errors"
+# wrk run -> "requests/s p50_ms p99_ms errors" (wrk_summary's first four)
 measure() {   # script path conns seconds
     timeout $(( $4 + 30 )) wrk -t2 -c"$3" -d"$4"s --latency \
         -s "$PREFIX/$1" "$URL/" -- "$2" > "$PREFIX/wrk.out" 2>&1 || true
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000;
-            if (v ~ /ms$/) return v + 0;
-            if (v ~ /s$/)  return v * 1000;
-            return v + 0;
-        }
-        /^Requests\/sec:/       { rps = $2 }
-        $1 == "50%"             { p50 = ms($2) }
-        $1 == "99%"             { p99 = ms($2) }
-        /Non-2xx or 3xx/        { err += $NF }
-        /Socket errors:/        { err += 1 }
-        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err + 0 }
-    ' "$PREFIX/wrk.out"
+    wrk_summary "$PREFIX/wrk.out" | cut -d' ' -f1-4
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print 0; exit }
-    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "storefront push benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine: $(nproc) CPUs, $(lscpu 2>/dev/null \

@@ -103,18 +103,10 @@ LUA
 # CPU time of nginx's workers so far, in clock ticks.
 HZ=$(getconf CLK_TCK)
 
-# wrk run -> "rps p50_ms p99_ms errors worker_cpu_us_per_request"
-measure() {   # port seconds [cookie | @script]
-    local args=(-t1 -c"$CONNS" -d"$2"s --latency) t0 t1
-    case "${3:-}" in
-    @*) args+=(-s "${3#@}") ;;
-    ?*) args+=(-H "Cookie: $3") ;;
-    esac
-    t0=$(worker_ticks)
-    timeout $(( $2 + 15 )) "${WRK_PIN[@]}" wrk "${args[@]}" \
-        "http://127.0.0.1:$1/" > "$PREFIX/wrk.out"
-    t1=$(worker_ticks)
-    awk -v ticks=$(( t1 - t0 )) -v hz="$HZ" -v secs="$2" '
+# wrk's output -> "rps p50_ms p99_ms errors worker_cpu_us_per_request"
+# (the last is 0 without the workers' CPU ticks over the run)
+wrk_summary() {   # file [ticks seconds]
+    awk -v ticks="${2:-0}" -v hz="$HZ" -v secs="${3:-1}" '
         function ms(v) {
             if (v ~ /us$/) return v / 1000;
             if (v ~ /ms$/) return v + 0;
@@ -129,7 +121,21 @@ measure() {   # port seconds [cookie | @script]
         END {
             us = rps > 0 ? ticks / hz * 1e6 / (rps * secs) : 0
             printf "%.0f %.3f %.3f %d %.2f\n", rps, p50, p99, err + 0, us
-        }' "$PREFIX/wrk.out"
+        }' "$1"
+}
+
+# a wrk run on 127.0.0.1 -> what wrk_summary prints
+measure() {   # port seconds [cookie | @script]
+    local args=(-t1 -c"$CONNS" -d"$2"s --latency) t0 t1
+    case "${3:-}" in
+    @*) args+=(-s "${3#@}") ;;
+    ?*) args+=(-H "Cookie: $3") ;;
+    esac
+    t0=$(worker_ticks)
+    timeout $(( $2 + 15 )) "${WRK_PIN[@]}" wrk "${args[@]}" \
+        "http://127.0.0.1:$1/" > "$PREFIX/wrk.out"
+    t1=$(worker_ticks)
+    wrk_summary "$PREFIX/wrk.out" $(( t1 - t0 )) "$2"
 }
 
 # A/B pairs in ABBA order, each round printed, then the medians and the
