@@ -285,7 +285,7 @@ echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request"
 echo
 
 # wrk run -> "rps p50_ms p99_ms errors worker_cpu_us_per_request"
-measure() {   # path seconds
+measure() {   # path seconds [ignored]
     local t0 t1
     t0=$(worker_ticks)
     timeout $(( $2 + 15 )) "${WRK_PIN[@]}" wrk -t1 -c"$CONNS" -d"$2"s \
@@ -299,52 +299,14 @@ measure /module 1 >/dev/null
 [ "$(wc -l < "$PREFIX/logs/backend.log")" -eq 6 ] \
     || die "the backend was asked again: the fragments are not cached"
 
-A_R=(); B_R=(); A_P50=(); B_P50=(); A_P99=(); B_P99=(); A_US=(); B_US=()
-RAT=()
-printf '%-5s %-5s %9s %8s %8s %7s  %9s %8s %8s %7s  %6s\n' round order \
-    "A req/s" "A p50ms" "A p99ms" "A us/r" \
-    "B req/s" "B p50ms" "B p99ms" "B us/r" "B/A"
-for i in $(seq "$ROUNDS"); do
-    if [ $(( i % 2 )) -eq 1 ]; then
-        order=AB
-        a=$(measure /ssi "$DURATION")
-        b=$(measure /module "$DURATION")
-    else
-        order=BA
-        b=$(measure /module "$DURATION")
-        a=$(measure /ssi "$DURATION")
-    fi
-    read -r ra pa qa ea ua <<<"$a"
-    read -r rb pb qb eb ub <<<"$b"
-    [ "$ea" -eq 0 ] && [ "$eb" -eq 0 ] \
-        || echo "  warning: round $i had errors (A $ea, B $eb)" >&2
-    [ "${ra:-0}" -gt 0 ] || die "wrk measured nothing on A"
-    A_R+=("$ra"); B_R+=("$rb"); A_P50+=("$pa"); B_P50+=("$pb")
-    A_P99+=("$qa"); B_P99+=("$qb"); A_US+=("$ua"); B_US+=("$ub")
-    RAT+=("$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.4f", b / a }')")
-    printf '%-5s %-5s %9s %8s %8s %7s  %9s %8s %8s %7s  %6s\n' "$i" \
-        "$order" "$ra" "$pa" "$qa" "$ua" "$rb" "$pb" "$qb" "$ub" \
-        "${RAT[-1]}"
-done
+# the two sides, as measure takes them: A is SSI, B the module
+PORT_A=/ssi
+PORT_B=/module
 
-MAR=$(printf '%s\n' "${A_R[@]}" | median)
-MBR=$(printf '%s\n' "${B_R[@]}" | median)
-MAP=$(printf '%s\n' "${A_P50[@]}" | median)
-MBP=$(printf '%s\n' "${B_P50[@]}" | median)
-MAQ=$(printf '%s\n' "${A_P99[@]}" | median)
-MBQ=$(printf '%s\n' "${B_P99[@]}" | median)
-MAU=$(printf '%s\n' "${A_US[@]}" | median)
-MBU=$(printf '%s\n' "${B_US[@]}" | median)
-RATIO=$(printf '%s\n' "${RAT[@]}" | median)
-printf '%-11s %9.0f %8.3f %8.3f %7.2f  %9.0f %8.3f %8.3f %7.2f  %6.4f\n' \
-    median "$MAR" "$MAP" "$MAQ" "$MAU" "$MBR" "$MBP" "$MBQ" "$MBU" "$RATIO"
-RESULT=$(awk -v r="$RATIO" -v t="$TARGET" \
+run_pairs "module/SSI" ""
+RESULT=$(awk -v r="$RATIO_MED" -v t="$TARGET" \
     'BEGIN { print (r >= t) ? "MET" : "MISSED" }')
-echo "module/SSI throughput = $RATIO (median of $ROUNDS per-pair ratios)," \
-     "target >= $TARGET: $RESULT"
-awk -v a="$MAU" -v b="$MBU" 'BEGIN { if (a > 0) printf \
-    "nginx worker CPU per page: SSI %.2f us, module %.2f us (%+.2f us)\n",
-    a, b, b - a }'
+
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$PREFIX/logs/error.log"; then
     echo "error log:"; grep '\[\(alert\|crit\|emerg\)\]' \
         "$PREFIX/logs/error.log" | tail -5

@@ -140,8 +140,10 @@ measure() {   # port seconds [cookie | @script]
 
 # A/B pairs in ABBA order, each round printed, then the medians and the
 # B/A ratio as the median of the per-pair ratios.
-run_pairs() {   # label cookie [port_a] -> prints rounds and summary,
-                #                        sets RATIO_MED
+# The sides are PORT_A and PORT_B, given to measure as its first argument
+# (a port, or whatever else a script's measure takes).
+run_pairs() {   # label cookie [port_a] [target] -> prints rounds and
+                #                                   summary, sets RATIO_MED
     local label=$1 cookie=$2 PORT_A=${3:-$PORT_A} TARGET=${4:-$TARGET}
     local i order a b ra rb pa pb qa qb ea eb ua ub
     local A_R=() B_R=() A_P50=() B_P50=() A_P99=() B_P99=() RAT=()
@@ -190,5 +192,5 @@ run_pairs() {   # label cookie [port_a] -> prints rounds and summary,
              'BEGIN { print (r >= t) ? "MET" : "MISSED" }')"
     awk -v a="$mau" -v b="$mbu" 'BEGIN { if (a > 0) printf \
         "%s: nginx worker CPU per request A %.2f us, B %.2f us" \
-        " (+%.2f us, A/B %.4f)\n", "'"$label"'", a, b, b - a, a / b }' 
+        " (%+.2f us, A/B %.4f)\n", "'"$label"'", a, b, b - a, a / b }' 
 }
