@@ -4,7 +4,8 @@
 # the headers the first one (MISS) sent upstream, for 200 visitors; a
 # different storefront_attribute value, a purchase event posted to the
 # admin endpoint, an import by storefrontctl (another process) and the
-# end of valid= each give a fresh decision at once; the QA override's
+# end of valid= each give a fresh decision at once, and so does an
+# experiment stopped through the admin endpoint; the QA override's
 # query string is part of the key, the URL too while an experiment reads
 # the attribute "url"; a location with ad slots bypasses the
 # cache; decisions are counted on every request and exposures once per
@@ -228,7 +229,21 @@ sleep 0.05;
 is($r->header('x-t-cache'), 'MISS', 'after storefrontctl import: MISS');
 like($e->{variants}, qr/late=/, '... with the new experiment');
 
+# an experiment stopped through the admin endpoint, by this worker
+($r, $e) = visit('visitor-3');
+($r, $e) = visit('visitor-3');
+is($r->header('x-t-cache'), 'HIT', 'visitor-3 cached');
+like($e->{variants}, qr/hero=/, '... in "hero"');
+$r = $t->get('/admin/experiments/hero', method => 'POST', headers => [ @AUTH ],
+    body => json_encode({ active => JSON::PP::false() }));
+is($r->status, 200, '"hero" stopped through the admin endpoint')
+    or diag($r->body);
+($r, $e) = visit('visitor-3');
+is($r->header('x-t-cache'), 'MISS', 'the next request is a MISS');
+unlike($e->{variants}, qr/hero=/, '... and no longer in "hero"');
+
 # state written on the request path keeps the entries
+($r, $e) = visit('visitor-2');
 sleep 0.3;      # a stats flush commits exposures
 ($r, $e) = visit('visitor-2');
 is($r->header('x-t-cache'), 'HIT', 'a stats flush keeps the entries');
