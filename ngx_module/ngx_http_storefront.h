@@ -211,7 +211,8 @@ ngx_int_t ngx_http_storefront_init_worker(ngx_cycle_t *cycle);
 void ngx_http_storefront_exit_worker(ngx_cycle_t *cycle);
 
 /*
- * The worker's engine state, for handlers that need the database.
+ * The worker's engine state, for handlers and timers that need the
+ * database (failures go to the log given).
  *
  * ngx_http_storefront_worker_db() returns the worker's environment, opened
  * when needed (at most one attempt a second), or NULL when it is
@@ -222,8 +223,8 @@ void ngx_http_storefront_exit_worker(ngx_cycle_t *cycle);
  * yield.  ngx_http_storefront_scratch() is a worker buffer for engine
  * output (emptied on each call, valid until the next call).
  */
-sf_db *ngx_http_storefront_worker_db(ngx_http_request_t *r);
-sf_snapshot *ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r);
+sf_db *ngx_http_storefront_worker_db(ngx_log_t *log);
+sf_snapshot *ngx_http_storefront_snapshot_acquire(ngx_log_t *log);
 void ngx_http_storefront_snapshot_release(void);
 sf_buf *ngx_http_storefront_scratch(void);
 void *ngx_http_storefront_palloc(void *pool, size_t size);

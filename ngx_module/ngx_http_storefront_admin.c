@@ -456,7 +456,7 @@ ngx_http_storefront_admin_apply(ngx_http_request_t *r,
         }
     }
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return ngx_http_storefront_send_error(r,
@@ -656,7 +656,7 @@ ngx_http_storefront_admin_profile(ngx_http_request_t *r)
                                    NGX_HTTP_STOREFRONT_USER_ID_MAX);
     }
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return ngx_http_storefront_send_error(r,
@@ -767,7 +767,7 @@ ngx_http_storefront_admin_rules(ngx_http_request_t *r)
     sf_snapshot     *snapshot;
     const sf_rules  *rules;
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return ngx_http_storefront_send_error(r,

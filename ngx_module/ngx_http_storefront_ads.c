@@ -268,7 +268,6 @@ static void ngx_http_storefront_ads_flush(ngx_log_t *log, sf_db *db,
     ngx_uint_t mode);
 static int ngx_libc_cdecl ngx_http_storefront_ads_flush_cmp(const void *one,
     const void *two);
-static sf_db *ngx_http_storefront_ads_db(ngx_log_t *log);
 static ngx_uint_t ngx_http_storefront_ads_name(u_char *p, size_t len);
 
 static ngx_http_storefront_ads_ctx_t *ngx_http_storefront_ads_get_ctx(
@@ -924,7 +923,7 @@ ngx_http_storefront_ads_read(ngx_http_request_t *r, ngx_str_t *user)
     err.code = 0;
     err.msg[0] = '\0';
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return NGX_DECLINED;
@@ -1614,7 +1613,7 @@ ngx_http_storefront_ads_flush_handler(ngx_event_t *ev)
     w->flush_all = 0;
 
     if (w->pending || w->zone->sh->ndirty) {
-        db = ngx_http_storefront_ads_db(ev->log);
+        db = ngx_http_storefront_worker_db(ev->log);
 
         if (db) {
             ngx_http_storefront_ads_flush(ev->log, db, mode);
@@ -1886,27 +1885,6 @@ ngx_http_storefront_ads_flush_cmp(const void *one, const void *two)
 }
 
 
-/*
- * The worker's environment outside a request.  The accessor takes a
- * request for its log only.
- */
-
-static sf_db *
-ngx_http_storefront_ads_db(ngx_log_t *log)
-{
-    ngx_connection_t    c;
-    ngx_http_request_t  r;
-
-    ngx_memzero(&c, sizeof(ngx_connection_t));
-    ngx_memzero(&r, sizeof(ngx_http_request_t));
-
-    c.log = log;
-    r.connection = &c;
-
-    return ngx_http_storefront_worker_db(&r);
-}
-
-
 /* a name as the data uses: letters, digits, "-", "_", "." */
 
 static ngx_uint_t
@@ -2114,7 +2092,7 @@ ngx_http_storefront_ads_click_handler(ngx_http_request_t *r)
 
     /* the landing URL from the data, never from the link */
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return ngx_http_storefront_send_error(r,
@@ -2176,7 +2154,7 @@ ngx_http_storefront_ads_click_handler(ngx_http_request_t *r)
     fill.url = NULL;
     fill.url_len = 0;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     rc = SF_ERR_DB;
 
@@ -2972,7 +2950,7 @@ ngx_http_storefront_ads_exit_process(ngx_cycle_t *cycle)
     if (w->zone && (w->pending || w->zone->sh->ndirty)) {
 
         own = 0;
-        db = ngx_http_storefront_ads_db(cycle->log);
+        db = ngx_http_storefront_worker_db(cycle->log);
 
         if (db == NULL) {
             smcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -3004,7 +2982,7 @@ ngx_http_storefront_ads_exit_process(ngx_cycle_t *cycle)
         }
     }
 
-    if (w->snapshot && w->db == ngx_http_storefront_ads_db(cycle->log)) {
+    if (w->snapshot && w->db == ngx_http_storefront_worker_db(cycle->log)) {
         sf_snapshot_free(w->snapshot);
     }
 

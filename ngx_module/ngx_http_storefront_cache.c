@@ -674,7 +674,7 @@ ngx_http_storefront_cache_current(ngx_http_request_t *r,
 
     c = &ngx_http_storefront_cache;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return NGX_DECLINED;
@@ -694,7 +694,7 @@ ngx_http_storefront_cache_current(ngx_http_request_t *r,
 
     if (db != c->db || last != c->last_txn) {
 
-        snapshot = ngx_http_storefront_snapshot_acquire(r);
+        snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
         if (snapshot == NULL) {
             return NGX_DECLINED;

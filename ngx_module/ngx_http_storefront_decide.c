@@ -375,7 +375,7 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return NGX_OK;
@@ -485,7 +485,7 @@ ngx_http_storefront_last_decision(ngx_http_request_t *r,
 
 
 sf_db *
-ngx_http_storefront_worker_db(ngx_http_request_t *r)
+ngx_http_storefront_worker_db(ngx_log_t *log)
 {
     ngx_http_storefront_worker_t  *w;
 
@@ -501,7 +501,7 @@ ngx_http_storefront_worker_db(ngx_http_request_t *r)
             return NULL;
         }
 
-        ngx_http_storefront_open(r->connection->log);
+        ngx_http_storefront_open(log);
     }
 
     return w->db;
@@ -509,7 +509,7 @@ ngx_http_storefront_worker_db(ngx_http_request_t *r)
 
 
 sf_snapshot *
-ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r)
+ngx_http_storefront_snapshot_acquire(ngx_log_t *log)
 {
     int                            rc;
     sf_error                       err;
@@ -517,7 +517,7 @@ ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r)
 
     w = &ngx_http_storefront_worker;
 
-    if (ngx_http_storefront_worker_db(r) == NULL || w->snapshot == NULL) {
+    if (ngx_http_storefront_worker_db(log) == NULL || w->snapshot == NULL) {
         return NULL;
     }
 
@@ -529,7 +529,7 @@ ngx_http_storefront_snapshot_acquire(ngx_http_request_t *r)
     if (rc != SF_OK) {
         /* the environment may have been replaced: reopen it later */
         ngx_http_storefront_close();
-        ngx_http_storefront_fail(r->connection->log, "cannot be read", &err);
+        ngx_http_storefront_fail(log, "cannot be read", &err);
         return NULL;
     }
 

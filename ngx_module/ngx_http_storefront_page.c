@@ -932,7 +932,7 @@ ngx_http_storefront_page_current(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    s = ngx_http_storefront_snapshot_acquire(r);
+    s = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (s == NULL) {
         return NGX_OK;

@@ -1218,7 +1218,7 @@ ngx_http_storefront_push_begin(ngx_http_request_t *r, ngx_uint_t durable,
     sf_error     err;
     ngx_time_t  *tp;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         *status = NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -1581,7 +1581,7 @@ ngx_http_storefront_push_counters(ngx_http_request_t *r)
     uint64_t   counts[SF_PUSH__COUNT], total;
     sf_error   err;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return ngx_http_storefront_send_error(r,
@@ -1641,7 +1641,7 @@ ngx_http_storefront_push_policy(ngx_http_request_t *r,
     sf_error         err;
     sf_push_policy   stored;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return ngx_http_storefront_send_error(r,

@@ -183,7 +183,6 @@ static ngx_http_storefront_stats_slot_t *ngx_http_storefront_stats_slot(
     uint64_t h, const char *key, size_t key_len, uint32_t variation);
 static void ngx_http_storefront_stats_publish(void);
 static void ngx_http_storefront_stats_timer(ngx_event_t *ev);
-static sf_db *ngx_http_storefront_stats_db(ngx_log_t *log);
 static void ngx_http_storefront_stats_flush(ngx_log_t *log,
     ngx_uint_t exiting);
 static int ngx_http_storefront_stats_write(sf_txn *txn, ngx_uint_t *added,
@@ -630,24 +629,6 @@ ngx_http_storefront_stats_timer(ngx_event_t *ev)
 }
 
 
-/*
- * The worker's environment, from the main module (the one LMDB handle of
- * the process).  Its accessor takes a request for logging only.
- */
-
-static sf_db *
-ngx_http_storefront_stats_db(ngx_log_t *log)
-{
-    static ngx_connection_t    c;
-    static ngx_http_request_t  r;
-
-    c.log = log;
-    r.connection = &c;
-
-    return ngx_http_storefront_worker_db(&r);
-}
-
-
 static void
 ngx_http_storefront_stats_flush(ngx_log_t *log, ngx_uint_t exiting)
 {
@@ -668,7 +649,7 @@ ngx_http_storefront_stats_flush(ngx_log_t *log, ngx_uint_t exiting)
 
     opened = 0;
 
-    db = ngx_http_storefront_stats_db(log);
+    db = ngx_http_storefront_worker_db(log);
 
     if (db == NULL && exiting && w->core) {
         /* the main module closed its handle first: open one for this */
@@ -1080,7 +1061,7 @@ ngx_http_storefront_stats_convert(ngx_http_request_t *r, ngx_str_t *body,
     ev.order_id = (const char *) order.data;
     ev.order_id_len = order.len;
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         return ngx_http_storefront_stats_beacon(r,
@@ -1227,7 +1208,7 @@ ngx_http_storefront_stats_api_handler(ngx_http_request_t *r)
         key.len = dst - key.data;
     }
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return ngx_http_storefront_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1428,7 +1409,7 @@ ngx_http_storefront_stats_view(ngx_http_request_t *r, sf_arena *a,
         return NGX_ERROR;
     }
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return NGX_OK;
@@ -1442,7 +1423,7 @@ ngx_http_storefront_stats_view(ngx_http_request_t *r, sf_arena *a,
 
     ngx_http_storefront_snapshot_release();
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (rc == SF_OK && db) {
         rc = sf_db_info_get(db, &v->info, &err);
@@ -2469,7 +2450,7 @@ ngx_http_storefront_stats_admin_report(ngx_http_request_t *r, ngx_str_t *key)
     sf_snapshot           *snapshot;
     sf_experiment_report  *rep;
 
-    snapshot = ngx_http_storefront_snapshot_acquire(r);
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
 
     if (snapshot == NULL) {
         return ngx_http_storefront_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -2563,7 +2544,7 @@ ngx_http_storefront_stats_admin_body(ngx_http_request_t *r)
         goto done;
     }
 
-    db = ngx_http_storefront_worker_db(r);
+    db = ngx_http_storefront_worker_db(r->connection->log);
 
     if (db == NULL) {
         status = ngx_http_storefront_send_error(r,
