@@ -870,7 +870,7 @@ ctl_pages_is_explain(int argc, char **argv)
 int
 ctl_pages_command(const char *db_path, int argc, char **argv)
 {
-    int                ret, rc;
+    int                ret, rc, url_attr;
     size_t             i, n, len;
     sf_db             *db;
     sf_buf             out, variants;
@@ -931,22 +931,37 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     }
 
     /* the attributes as the module builds them: id, logged_in, then
-     * the request's own; the profile's computed values come first */
+     * the request's own, and "url" (--url) unless --attr gives one; the
+     * profile's computed values come first */
 
-    m = sf_arena_alloc(arena, (o.nattrs + 1) * sizeof(sf_member));
+    m = sf_arena_alloc(arena, (o.nattrs + 2) * sizeof(sf_member));
     if (m == NULL) {
         ctl_nomem();
         goto done;
     }
     n = 0;
+    url_attr = 0;
     for (i = 0; i < o.nattrs; i++) {
         m[n++] = o.attrs[i];
+        if (o.attrs[i].name_len == 3
+            && memcmp(o.attrs[i].name, "url", 3) == 0)
+        {
+            url_attr = 1;
+        }
     }
     m[n].name = "logged_in";
     m[n].name_len = 9;
     m[n].value.type = SF_BOOL;
     m[n].value.u.boolean = o.user != NULL;
     n++;
+    if (o.url && !url_attr) {
+        m[n].name = "url";
+        m[n].name_len = 3;
+        m[n].value.type = SF_STRING;
+        m[n].value.u.str.p = o.url;
+        m[n].value.u.str.len = strlen(o.url);
+        n++;
+    }
     attrs.type = SF_OBJECT;
     attrs.u.obj.members = m;
     attrs.u.obj.n = n;

@@ -126,7 +126,15 @@ static const ctl_command ctl_commands[] = {
       "      profile's attributes.  --user sets the attribute \"id\"; --attr\n"
       "      sets string attributes (a repeated NAME: the last wins); --url\n"
       "      is the request URL, and the attribute \"url\" unless --attr\n"
-      "      sets it; --qa honours ?KEY=INDEX forcing in it.\n" },
+      "      sets it; --qa honours ?KEY=INDEX forcing in it.\n"
+      "  explain --page TYPE [--user ID] [--attr N=V]... [--url URL]\n"
+      "        [--now T] [--json]\n"
+      "      The page layout the visitor would get, and which rule or\n"
+      "      experiment chose it.\n"
+      "  explain --push --user U --category C [--channel X] [--at T]\n"
+      "  explain --ads --user U --page P [--now T]\n"
+      "      A push decision or the ads of a page view, without recording\n"
+      "      them (see push and ads).\n" },
     { "profile", ctl_cmd_profile,
       "profile show ID [--json]\n"
       "      The stored profile and what follows from it now: RFM scores\n"

@@ -175,6 +175,23 @@ ok($cn == 0 && $jd && !grep({ $_->{in_experiment} }
     is($in->('--url', 'https://shop.example/bags'), 0, '... not for another');
     is($in->('--attr', 'url=https://shop.example/bags', '--url',
         'https://shop.example/sale/x'), 0, '... --attr url=... wins');
+
+    # and for page layouts (explain --page)
+    $u->must_import({ pages => {
+        modules => { m => { fragment => '/f/m' } },
+        layouts => { plain => [ { module => 'm' } ],
+                     sale => [ { module => 'm' } ] },
+        pages => { home => { default => 'plain', rules => [ { name => 'sale',
+            when => { url => { '$regex' => '/sale/' } },
+            layout => 'sale' } ] } } } });
+    my $layout = sub {
+        my ($c, $o) = $u->ctl('explain', '--page', 'home', '--user', 'u1',
+            '--url', $_[0], '--json');
+        return (eval { json_decode($o) } // {})->{layout} // "exit $c";
+    };
+    is($layout->('https://shop.example/sale/shoes'), 'sale',
+        'explain --page --url: a page rule on "url" holds for a sale page');
+    is($layout->('https://shop.example/bags'), 'plain', '... not for another');
 }
 
 done_testing;
