@@ -92,6 +92,7 @@ my %layouts = (
                        { module => 'alias' }, { module => 'big' },
                        { layout => 'footer' } ],
     cart          => [ { module => 'best' } ],
+    'home-campaign' => [ { module => 'sale' }, { layout => 'footer' } ],
 );
 
 my %pages = (
@@ -108,6 +109,8 @@ my %pages = (
               layout => 'home-run' },
             { name => 'win-back', when => { segment => { '$in' => [ 'lost',
               'hibernating' ] } }, layout => 'home-winback' },
+            { name => 'campaign', when => { url => {
+              '$regex' => '[?&]campaign=spring' } }, layout => 'home-campaign' },
             { name => 'layout-test', experiment => 'layout-test' },
         ] },
         slow => { default => 'home-slow' },
@@ -201,7 +204,8 @@ is($x->{layout}, 'home-vip', '... layout home-vip');
 is($x->{rule}, 'vip', '... chosen by the rule "vip"');
 is(join(',', map { "$_->{name}=$_->{outcome}" } @{ $x->{rules} }),
     'double-11=window,vip=matched,baby-fans=skipped,runners=skipped,'
-    . 'win-back=skipped,layout-test=skipped', '... each rule\'s outcome');
+    . 'win-back=skipped,campaign=skipped,layout-test=skipped',
+    '... each rule\'s outcome');
 is(join(';', map { $_->{module} } @{ $x->{modules} }),
     'perks;guess;exp;footer', '... the modules in order');
 is($x->{modules}[1]{args}, 'organic=5&sponsored=1&segment=champions',
@@ -432,6 +436,12 @@ is($e->{layout}, 'home-vip', 'upstream: gold tier gets Layout home-vip');
 is($e->{modules}, 'perks;guess?organic=5&sponsored=1;exp;footer',
     '... and Modules in order, with parameters');
 unlike($r->body, qr/evil/, '... the client\'s own Layout/Modules removed');
+
+$e = echo_of(get('/app?campaign=spring', 'no-profile-1'));
+is($e->{layout}, 'home-campaign',
+    'a rule on the request\'s "url": home-campaign');
+$e = echo_of(get('/app?campaign=autumn', 'no-profile-1'));
+isnt($e->{layout}, 'home-campaign', '... not for another campaign');
 
 $e = echo_of(get('/app', 'baby1'));
 is($e->{layout}, 'home-baby', 'category affinity (baby >= 3): home-baby');
