@@ -118,6 +118,7 @@ typedef struct {
     ngx_atomic_t                        beacons[3];
     ngx_atomic_t                        changes;
     ngx_http_storefront_stats_slot_t    slots[NGX_HTTP_STOREFRONT_STATS_SLOTS];
+    ngx_atomic_t                        cache[3];  /* hit, miss, bypass */
 } ngx_http_storefront_stats_shm_t;
 
 
@@ -149,6 +150,7 @@ typedef struct {
     ngx_atomic_uint_t                   decided;
     ngx_atomic_uint_t                   fail_open;
     ngx_atomic_uint_t                   buffered;
+    ngx_atomic_uint_t                   cache[3];  /* hit, miss, bypass */
 
     unsigned                            counting:1;
     unsigned                            failing:1;
@@ -327,6 +329,13 @@ static ngx_http_storefront_stats_worker_t  ngx_http_storefront_stats_worker;
 
 static ngx_http_storefront_decision_pt  ngx_http_storefront_next_decision;
 
+/* the decision cache's results, as counted in the zone's cache[] */
+static ngx_str_t  ngx_http_storefront_stats_cache_results[] = {
+    ngx_string("hit"),
+    ngx_string("miss"),
+    ngx_string("bypass")
+};
+
 static const char  *ngx_http_storefront_stats_beacon_names[] = {
     "applied", "duplicate", "rejected"
 };
@@ -499,6 +508,24 @@ ngx_http_storefront_stats_log_handler(ngx_http_request_t *r)
         w->fail_open++;
     }
 
+    switch (ctx->cache) {
+
+    case NGX_HTTP_STOREFRONT_CACHE_HIT:
+        w->cache[0]++;
+        break;
+
+    case NGX_HTTP_STOREFRONT_CACHE_MISS:
+        w->cache[1]++;
+        break;
+
+    case NGX_HTTP_STOREFRONT_CACHE_BYPASS:
+        w->cache[2]++;
+        break;
+
+    default: /* no decision cache */
+        break;
+    }
+
     return NGX_OK;
 }
 
@@ -604,6 +631,13 @@ ngx_http_storefront_stats_publish(void)
     if (w->buffered) {
         (void) ngx_atomic_fetch_add(&sh->buffered, w->buffered);
         w->buffered = 0;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (w->cache[i]) {
+            (void) ngx_atomic_fetch_add(&sh->cache[i], w->cache[i]);
+            w->cache[i] = 0;
+        }
     }
 }
 
@@ -1641,6 +1675,7 @@ ngx_http_storefront_stats_prometheus(sf_buf *b,
 {
     char                                 num[16];
     size_t                               i, len;
+    ngx_str_t                           *result;
     const char                          *var;
     ngx_http_storefront_stats_ad_t      *ad;
     ngx_http_storefront_stats_shm_t     *sh;
@@ -1686,6 +1721,21 @@ ngx_http_storefront_stats_prometheus(sf_buf *b,
             sf_buf_appends(b, ",");
             ngx_http_storefront_stats_label(b, "variation", var, len);
             ngx_http_storefront_stats_value(b, (double) s->count);
+        }
+
+        ngx_http_storefront_stats_family(b,
+            "storefront_decision_cache_total", "counter",
+            "Requests decided by result in the decision cache: hit (the "
+            "answer kept), miss (decided and kept), bypass (not cacheable).");
+
+        for (i = 0; i < 3; i++) {
+            result = &ngx_http_storefront_stats_cache_results[i];
+
+            sf_buf_appends(b, "storefront_decision_cache_total{");
+            ngx_http_storefront_stats_label(b, "result",
+                                            (const char *) result->data,
+                                            result->len);
+            ngx_http_storefront_stats_value(b, (double) sh->cache[i]);
         }
 
         ngx_http_storefront_stats_family(b,
@@ -2229,6 +2279,15 @@ ngx_http_storefront_stats_page(sf_buf *b, ngx_http_storefront_stats_view_t *v)
                                           "served without decisions "
                                           "(fail-open)",
                                           (double) sh->fail_open);
+        ngx_http_storefront_stats_counter(b, "decision-cache-hit",
+                                          "decision cache hits",
+                                          (double) sh->cache[0]);
+        ngx_http_storefront_stats_counter(b, "decision-cache-miss",
+                                          "decision cache misses",
+                                          (double) sh->cache[1]);
+        ngx_http_storefront_stats_counter(b, "decision-cache-bypass",
+                                          "decision cache bypassed",
+                                          (double) sh->cache[2]);
         ngx_http_storefront_stats_counter(b, "exposures-buffered",
                                           "exposures buffered",
                                           (double) sh->buffered);

@@ -283,11 +283,23 @@ like($s2e->{variants}, qr/sale=/, '... still in it');
 is($s3->header('x-t-cache'), 'MISS', '... another page a MISS');
 unlike($s3e->{variants}, qr/sale=/, '... and not in it');
 
+# the results counted for Prometheus
+sleep 0.3;
+my $metrics = $t->get('/metrics')->body;
+my %result = $metrics =~ /^storefront_decision_cache_total\{result="(\w+)"\} (\d+)$/mg;
+cmp_ok($result{hit} // 0, '>=', 200, "decision cache hits counted ($result{hit})");
+cmp_ok($result{miss} // 0, '>=', 200, "... misses ($result{miss})");
+is($result{bypass}, 0, '... no bypass yet');
+
 # ad slots need the snapshot: no cache there
 ($r) = visit('ads-user', path => '/ads/');
 is($r->header('x-t-cache'), 'BYPASS', 'a location with ad slots: BYPASS');
 ($r) = visit('ads-user', path => '/ads/');
 is($r->header('x-t-cache'), 'BYPASS', '... every time');
+sleep 0.3;
+$metrics = $t->get('/metrics')->body;
+%result = $metrics =~ /^storefront_decision_cache_total\{result="(\w+)"\} (\d+)$/mg;
+is($result{bypass}, 2, '... counted as bypassed');
 
 $t->check_log;
 $t->stop;
