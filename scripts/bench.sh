@@ -94,11 +94,7 @@ PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench.XXXXXX")
 NGINX_PID=
 
 
-# Two free loopback ports, chosen by the kernel.
-read -r PORT_A PORT_B < <(perl -MIO::Socket::INET -e '
-    my @s = map { IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-        LocalPort => 0, ReuseAddr => 1) or die "socket: $!\n" } 1 .. 2;
-    print join(" ", map { $_->sockport } @s), "\n";')
+read -r PORT_A PORT_B < <(bench_free_ports 2)
 
 mkdir -p "$PREFIX/conf" "$PREFIX/html" "$PREFIX/logs" "$PREFIX/db"
 printf 'ok\n' > "$PREFIX/html/index.html"
@@ -107,27 +103,14 @@ printf 'ok\n' > "$PREFIX/html/index.html"
     || die "storefrontctl import failed"
 NEXP=$("$CTL" --db "$PREFIX/db" list 2>/dev/null | grep -c ' active ' || true)
 
-# Workers run as nobody when started as root: give them the database.
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then
-    chmod 755 "$PREFIX"
-    chown -R nobody:"$(id -gn nobody)" "$PREFIX/db"
-    USER_LINE="user nobody $(id -gn nobody);"
-fi
+bench_as_nobody db
 
 CACHE_LINE=
 if [ "$CACHE" -eq 1 ]; then
     CACHE_LINE="storefront_decision_cache max=100000 valid=10s;"
 fi
 
-NCPU=$(nproc)
-AFFINITY=
-WRK_PIN=()
-if [ "$PIN" -eq 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null
-then
-    AFFINITY="worker_cpu_affinity 1;"          # worker on CPU 0
-    WRK_PIN=(taskset -c 1)                      # load generator on CPU 1
-fi
+bench_pin
 
 # Identical locations; B differs only by `storefront on`.
 LOCATION="
@@ -173,16 +156,7 @@ http {
 }
 EOF
 
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -t -q \
-    || die "nginx -t failed (config in $PREFIX/conf/nginx.conf)"
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -g "daemon on; master_process on;" \
-    || die "nginx did not start"
-for _ in $(seq 50); do
-    [ -s "$PREFIX/logs/nginx.pid" ] && break
-    sleep 0.1
-done
-NGINX_PID=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) \
-    || die "no pid file; error log: $(cat "$PREFIX/logs/error.log")"
+bench_start_nginx
 
 # A valid anonymous id: 32 hex characters.
 ANON=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')

@@ -96,10 +96,7 @@ PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-ads.XXXXXX")
 NGINX_PID=
 
 
-read -r PORT_A PORT_B PORT_C < <(perl -MIO::Socket::INET -e '
-    my @s = map { IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-        LocalPort => 0, ReuseAddr => 1) or die "socket: $!\n" } 1 .. 3;
-    print join(" ", map { $_->sockport } @s), "\n";')
+read -r PORT_A PORT_B PORT_C < <(bench_free_ports 3)
 
 mkdir -p "$PREFIX/conf" "$PREFIX/html" "$PREFIX/logs" "$PREFIX/db"
 printf 'ok\n' > "$PREFIX/html/index.html"
@@ -132,21 +129,9 @@ NEXP=$("$CTL" --db "$PREFIX/db" list 2>/dev/null | grep -c ' active ' || true)
 "$CTL" --db "$PREFIX/db" import "$PREFIX/campaigns.json" >/dev/null \
     || die "storefrontctl import of the campaigns failed"
 
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then
-    chmod 755 "$PREFIX"
-    chown -R nobody:"$(id -gn nobody)" "$PREFIX/db"
-    USER_LINE="user nobody $(id -gn nobody);"
-fi
+bench_as_nobody db
 
-NCPU=$(nproc)
-AFFINITY=
-WRK_PIN=()
-if [ "$PIN" -eq 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null
-then
-    AFFINITY="worker_cpu_affinity 1;"
-    WRK_PIN=(taskset -c 1)
-fi
+bench_pin
 
 # Identical locations; B differs from A only by `storefront on` (without
 # it the slots are not decided), C from B only by the slots.
@@ -219,16 +204,7 @@ request = function()
 end
 EOF
 
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -t -q \
-    || die "nginx -t failed (config in $PREFIX/conf/nginx.conf)"
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -g "daemon on; master_process on;" \
-    || die "nginx did not start"
-for _ in $(seq 50); do
-    [ -s "$PREFIX/logs/nginx.pid" ] && break
-    sleep 0.1
-done
-NGINX_PID=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) \
-    || die "no pid file; error log: $(cat "$PREFIX/logs/error.log")"
+bench_start_nginx
 
 hdr() {   # port user header -> value
     curl -s -o /dev/null -D - --max-time 5 -H "X-User-Id: $2" \

@@ -74,11 +74,7 @@ PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/sf-bench-page.XXXXXX")
 NGINX_PID=
 
 
-# Two free loopback ports, chosen by the kernel.
-read -r PORT BACKEND < <(perl -MIO::Socket::INET -e '
-    my @s = map { IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-        LocalPort => 0, ReuseAddr => 1) or die "socket: $!\n" } 1 .. 2;
-    print join(" ", map { $_->sockport } @s), "\n";')
+read -r PORT BACKEND < <(bench_free_ports 2)
 
 mkdir -p "$PREFIX/conf" "$PREFIX/html/frag" "$PREFIX/logs" "$PREFIX/db" \
     "$PREFIX/cache" "$PREFIX/temp"
@@ -147,22 +143,9 @@ done
 "$CTL" --db "$PREFIX/db" import "$PREFIX/pages.json" >/dev/null \
     || die "storefrontctl import of the page layouts failed"
 
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then
-    chmod 755 "$PREFIX"
-    chown -R nobody:"$(id -gn nobody)" "$PREFIX/db" "$PREFIX/cache" \
-        "$PREFIX/temp"
-    USER_LINE="user nobody $(id -gn nobody);"
-fi
+bench_as_nobody db cache temp
 
-NCPU=$(nproc)
-AFFINITY=
-WRK_PIN=()
-if [ "$PIN" -eq 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null
-then
-    AFFINITY="worker_cpu_affinity 1;"          # worker on CPU 0
-    WRK_PIN=(taskset -c 1)                      # load generator on CPU 1
-fi
+bench_pin
 
 cat > "$PREFIX/conf/nginx.conf" <<EOF
 load_module $MODULE;
@@ -237,16 +220,7 @@ http {
 }
 EOF
 
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -t -q \
-    || die "nginx -t failed (config in $PREFIX/conf/nginx.conf)"
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -g "daemon on; master_process on;" \
-    || die "nginx did not start"
-for _ in $(seq 50); do
-    [ -s "$PREFIX/logs/nginx.pid" ] && break
-    sleep 0.1
-done
-NGINX_PID=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) \
-    || die "no pid file; error log: $(cat "$PREFIX/logs/error.log")"
+bench_start_nginx
 
 UA="X-User-Id: bench-user"
 

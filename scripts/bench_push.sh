@@ -87,17 +87,9 @@ push_cmd() {
     "$CTL" --db "$PREFIX/db" push "$@"
 }
 
-PORT=$(perl -MIO::Socket::INET -e '
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-        LocalPort => 0, ReuseAddr => 1) or die "socket: $!\n";
-    print $s->sockport, "\n";')
+PORT=$(bench_free_ports 1)
 
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then
-    chmod 755 "$PREFIX"
-    chown -R nobody:"$(id -gn nobody)" "$PREFIX/db"
-    USER_LINE="user nobody $(id -gn nobody);"
-fi
+bench_as_nobody db
 
 # The policy: the engine's defaults (promo 2 a week) with 1 a day, quiet
 # hours off so that every decision reaches the caps.
@@ -151,16 +143,7 @@ http {
 }
 EOF
 
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -t -q \
-    || die "nginx -t failed (config in $PREFIX/conf/nginx.conf)"
-"$NGINX" -p "$PREFIX" -c conf/nginx.conf -g "daemon on; master_process on;" \
-    || die "nginx did not start"
-for _ in $(seq 50); do
-    [ -s "$PREFIX/logs/nginx.pid" ] && break
-    sleep 0.1
-done
-NGINX_PID=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) \
-    || die "no pid file; error log: $(cat "$PREFIX/logs/error.log")"
+bench_start_nginx
 
 URL=http://127.0.0.1:$PORT
 for mode in durable relaxed; do

@@ -39,6 +39,57 @@ cleanup() {
     rm -rf "$PREFIX"
 }
 
+# N free loopback ports, chosen by the kernel, on one line.
+bench_free_ports() {   # N
+    perl -MIO::Socket::INET -e '
+        my @s = map { IO::Socket::INET->new(Listen => 1,
+            LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1)
+            or die "socket: $!\n" } 1 .. $ARGV[0];
+        print join(" ", map { $_->sockport } @s), "\n";' "$1"
+}
+
+# Workers run as nobody when started as root: gives them the directories
+# (PREFIX-relative) and sets USER_LINE for nginx.conf.
+bench_as_nobody() {   # dir...
+    local d
+    USER_LINE=
+    if [ "$(id -u)" -eq 0 ]; then
+        chmod 755 "$PREFIX"
+        for d in "$@"; do
+            chown -R nobody:"$(id -gn nobody)" "$PREFIX/$d"
+        done
+        USER_LINE="user nobody $(id -gn nobody);"
+    fi
+}
+
+# With PIN=1 and two CPUs or more: the nginx worker on CPU 0 (AFFINITY for
+# nginx.conf), wrk on CPU 1 (WRK_PIN before its command).  Sets NCPU.
+bench_pin() {
+    NCPU=$(nproc)
+    AFFINITY=
+    WRK_PIN=()
+    if [ "${PIN:-0}" -eq 1 ] && [ "$NCPU" -ge 2 ] \
+       && command -v taskset >/dev/null
+    then
+        AFFINITY="worker_cpu_affinity 1;"
+        WRK_PIN=(taskset -c 1)
+    fi
+}
+
+# Checks and starts PREFIX's nginx.conf as a daemon; sets NGINX_PID.
+bench_start_nginx() {
+    "$NGINX" -p "$PREFIX" -c conf/nginx.conf -t -q \
+        || die "nginx -t failed (config in $PREFIX/conf/nginx.conf)"
+    "$NGINX" -p "$PREFIX" -c conf/nginx.conf \
+        -g "daemon on; master_process on;" || die "nginx did not start"
+    for _ in $(seq 50); do
+        [ -s "$PREFIX/logs/nginx.pid" ] && break
+        sleep 0.1
+    done
+    NGINX_PID=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) \
+        || die "no pid file; error log: $(cat "$PREFIX/logs/error.log")"
+}
+
 # CPU ticks (user + system) of the nginx workers so far.
 worker_ticks() {
     local pid t=0 v
