@@ -277,11 +277,13 @@ char *ngx_http_storefront_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
  * live until the request ends (r->pool).  ngx_http_storefront_send_error()
  * sends {"error":"<message>"} (nginx's ngx_sprintf formats).
  * ngx_http_storefront_bearer() checks "Authorization: Bearer <token>" in
- * constant time and returns NGX_OK, NGX_DECLINED (no such header) or
- * NGX_ERROR (wrong token).  ngx_http_storefront_send_unauthorized()
- * answers 401 with WWW-Authenticate for such a result (a wrong token is
- * logged, naming the endpoint), ngx_http_storefront_send_not_allowed() 405
- * with Allow; both discard the request body.  Handlers return what the
+ * constant time and returns NGX_OK, NGX_DECLINED (no such header),
+ * NGX_ERROR (wrong token) or NGX_ABORT (no token configured).
+ * ngx_http_storefront_send_unauthorized() answers such a result: 401 with
+ * WWW-Authenticate (a wrong token is logged, naming the endpoint), 403
+ * without a token; ngx_http_storefront_send_not_allowed() 405 with Allow;
+ * both discard the request body.  ngx_http_storefront_route() is the
+ * last segment of the URI, the route of an endpoint's location.  Handlers return what the
  * send functions return, or pass it to ngx_http_finalize_request().
  */
 ngx_int_t ngx_http_storefront_request_body(ngx_http_request_t *r,
@@ -298,6 +300,7 @@ ngx_int_t ngx_http_storefront_send_unauthorized(ngx_http_request_t *r,
     ngx_int_t rc, const char *endpoint);
 ngx_int_t ngx_http_storefront_send_not_allowed(ngx_http_request_t *r,
     char *allow);
+void ngx_http_storefront_route(ngx_http_request_t *r, ngx_str_t *route);
 /*
  * 64-bit hashes for the module's own tables (seen exposures, counters,
  * the decision cache), never for bucketing: ngx_http_storefront_api.c.

@@ -98,25 +98,11 @@ ngx_http_storefront_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_storefront_admin_handler(ngx_http_request_t *r)
 {
-    u_char                          *p, *last;
     ngx_int_t                        rc;
     ngx_str_t                        route;
     ngx_http_storefront_loc_conf_t  *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_module);
-
-    if (slcf->admin_token.len == 0) {
-        /* refused unless configured ("nginx -t" requires a token) */
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_storefront_send_error(r, NGX_HTTP_FORBIDDEN,
-                                   "the admin endpoint has no token "
-                                   "configured");
-    }
 
     rc = ngx_http_storefront_bearer(r, &slcf->admin_token);
 
@@ -124,14 +110,7 @@ ngx_http_storefront_admin_handler(ngx_http_request_t *r)
         return ngx_http_storefront_send_unauthorized(r, rc, "admin");
     }
 
-    last = r->uri.data + r->uri.len;
-
-    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
-        /* void */
-    }
-
-    route.data = p;
-    route.len = last - p;
+    ngx_http_storefront_route(r, &route);
 
     if (route.len == sizeof("events") - 1
         && ngx_strncmp(route.data, "events", route.len) == 0)

@@ -251,6 +251,11 @@ ngx_http_storefront_bearer(ngx_http_request_t *r, ngx_str_t *token)
     ngx_table_elt_t       *h;
     volatile ngx_uint_t    diff;
 
+    if (token->len == 0) {
+        /* refused: "nginx -t" requires a token where one is checked */
+        return NGX_ABORT;
+    }
+
     h = r->headers_in.authorization;
 
     if (h == NULL) {
@@ -299,6 +304,12 @@ ngx_http_storefront_send_unauthorized(ngx_http_request_t *r, ngx_int_t rc,
     drc = ngx_http_discard_request_body(r);
     if (drc != NGX_OK) {
         return drc;
+    }
+
+    if (rc == NGX_ABORT) {
+        return ngx_http_storefront_send_error(r, NGX_HTTP_FORBIDDEN,
+                                   "the %s endpoint has no token configured",
+                                   endpoint);
     }
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -417,6 +428,24 @@ ngx_http_storefront_conf_token(ngx_conf_t *cf, ngx_command_t *cmd,
     *token = value[1];
 
     return NGX_CONF_OK;
+}
+
+
+/* the endpoint's route: the last segment of the URI */
+
+void
+ngx_http_storefront_route(ngx_http_request_t *r, ngx_str_t *route)
+{
+    u_char  *p, *last;
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    route->data = p;
+    route->len = last - p;
 }
 
 

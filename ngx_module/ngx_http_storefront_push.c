@@ -345,7 +345,6 @@ static ngx_event_t  ngx_http_storefront_push_event;
 static ngx_int_t
 ngx_http_storefront_push_handler(ngx_http_request_t *r)
 {
-    u_char                               *p, *last;
     ngx_int_t                             rc;
     ngx_str_t                             route;
     ngx_http_storefront_push_ctx_t       *ctx;
@@ -353,33 +352,13 @@ ngx_http_storefront_push_handler(ngx_http_request_t *r)
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_push_module);
 
-    if (plcf->token.len == 0) {
-        /* unreachable: "nginx -t" requires a token */
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_storefront_send_error(r, NGX_HTTP_FORBIDDEN,
-                                   "the push endpoint has no token "
-                                   "configured");
-    }
-
     rc = ngx_http_storefront_bearer(r, &plcf->token);
 
     if (rc != NGX_OK) {
         return ngx_http_storefront_send_unauthorized(r, rc, "push");
     }
 
-    last = r->uri.data + r->uri.len;
-
-    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
-        /* void */
-    }
-
-    route.data = p;
-    route.len = last - p;
+    ngx_http_storefront_route(r, &route);
 
     if ((route.len == sizeof("counters") - 1
          && ngx_strncmp(route.data, "counters", route.len) == 0)
