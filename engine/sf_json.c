@@ -637,43 +637,28 @@ sf_json_parse(const char *text, size_t len, sf_arena *a, sf_value *out,
 
 
 /*
- * The file is fed to yajl one line at a time (long lines in chunks), so
- * that callbacks know the line they are on and errors can name a line and
- * a column.
+ * Feeds a file to yajl one line at a time (long lines in chunks of
+ * SF_JSON_CHUNK), so that the builder's callbacks know the line they are
+ * on and errors name a line and a column; progress (may be NULL) gets the
+ * bytes read every megabyte and at a successful end.
  */
-int
-sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
+static int
+sf_json_feed(FILE *f, const char *filename, sf_json_builder *jb, char *chunk,
     sf_progress_cb progress, void *ctx, sf_error *err)
 {
-    int               rc;
-    char             *chunk, *p, *end, *nl, msg[256];
-    size_t            n, seg, col_base, consumed;
-    uint64_t          total, last_progress;
-    sf_arena         *a;
-    yajl_handle       h;
-    yajl_status       st;
-    sf_json_builder  *jb;
+    int           rc;
+    char         *p, *end, *nl, msg[256];
+    size_t        n, seg, col_base, consumed;
+    uint64_t      total, last_progress;
+    yajl_handle   h;
+    yajl_status   st;
 
-    chunk = malloc(SF_JSON_CHUNK);
-    jb = malloc(sizeof(sf_json_builder));
-    a = sf_arena_create(0);
-
-    if (chunk == NULL || jb == NULL || a == NULL) {
-        free(chunk);
-        free(jb);
-        sf_arena_destroy(a);
+    h = yajl_alloc(&sf_json_callbacks, NULL, jb);
+    if (h == NULL) {
         return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
     }
 
-    sf_json_builder_init(jb, a, err);
-    jb->state = SF_JS_START;
-    jb->cb = cb;
-    jb->ctx = ctx;
-
-    h = yajl_alloc(&sf_json_callbacks, NULL, jb);
-
     rc = SF_OK;
-    st = yajl_status_ok;
     col_base = 0;
     total = 0;
     last_progress = 0;
@@ -722,9 +707,7 @@ sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
     if (jb->state != SF_JS_DONE) {
         rc = sf_error_set(err, SF_ERR_INVALID, "%s:%lu: unexpected end of file",
                           filename, jb->line);
-    }
-
-    if (progress) {
+    } else if (progress) {
         progress(ctx, total);
     }
 
@@ -753,6 +736,42 @@ failed:
 done:
 
     yajl_free(h);
+    return rc;
+}
+
+
+/*
+ * The file is fed to yajl one line at a time (long lines in chunks), so
+ * that callbacks know the line they are on and errors can name a line and
+ * a column.
+ */
+int
+sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
+    sf_progress_cb progress, void *ctx, sf_error *err)
+{
+    int               rc;
+    char             *chunk;
+    sf_arena         *a;
+    sf_json_builder  *jb;
+
+    chunk = malloc(SF_JSON_CHUNK);
+    jb = malloc(sizeof(sf_json_builder));
+    a = sf_arena_create(0);
+
+    if (chunk == NULL || jb == NULL || a == NULL) {
+        free(chunk);
+        free(jb);
+        sf_arena_destroy(a);
+        return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+
+    sf_json_builder_init(jb, a, err);
+    jb->state = SF_JS_START;
+    jb->cb = cb;
+    jb->ctx = ctx;
+
+    rc = sf_json_feed(f, filename, jb, chunk, progress, ctx, err);
+
     sf_json_builder_free(jb);
     free(jb);
     free(chunk);
@@ -982,12 +1001,8 @@ sf_json_stream_values(FILE *f, const char *filename,
     sf_error *err)
 {
     int               rc;
-    char             *chunk, *p, *end, *nl, msg[256];
-    size_t            n, seg, col_base, consumed;
-    uint64_t          total, last_progress;
+    char             *chunk;
     sf_arena         *a;
-    yajl_handle       h;
-    yajl_status       st;
     sf_json_builder  *jb;
 
     chunk = malloc(SF_JSON_CHUNK);
@@ -1013,96 +1028,12 @@ sf_json_stream_values(FILE *f, const char *filename,
     if (o->format == SF_JSON_LINES) {
         jb->state = SF_JS_LINES;
         rc = sf_json_stream_lines(f, filename, o, jb, chunk, err);
-        goto done;
-    }
-
-    /* one array: its elements as a document's member's would be */
-    jb->state = SF_JS_MEMBER;
-    h = yajl_alloc(&sf_json_callbacks, NULL, jb);
-    if (h == NULL) {
-        rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-
-    rc = SF_OK;
-    col_base = 0;
-    total = 0;
-    last_progress = 0;
-    p = chunk;
-    seg = 0;
-
-    while ((n = fread(chunk, 1, SF_JSON_CHUNK, f)) > 0) {
-        total += n;
-        end = chunk + n;
-
-        for (p = chunk; p < end; p += seg) {
-            nl = memchr(p, '\n', (size_t) (end - p));
-            seg = nl ? (size_t) (nl - p) + 1 : (size_t) (end - p);
-
-            st = yajl_parse(h, (const unsigned char *) p, seg);
-            if (st != yajl_status_ok) {
-                goto failed;
-            }
-
-            if (nl) {
-                jb->line++;
-                col_base = 0;
-            } else {
-                col_base += seg;
-            }
-        }
-
-        if (o->progress && total - last_progress >= (1 << 20)) {
-            o->progress(ctx, total);
-            last_progress = total;
-        }
-    }
-
-    if (ferror(f)) {
-        rc = sf_error_set(err, SF_ERR_IO, "%s: read error", filename);
-        goto parsed;
-    }
-
-    p = chunk;
-    seg = 0;
-    st = yajl_complete_parse(h);
-    if (st != yajl_status_ok) {
-        goto failed;
-    }
-
-    if (jb->state != SF_JS_DONE) {
-        rc = sf_error_set(err, SF_ERR_INVALID, "%s:%lu: unexpected end of file",
-                          filename, jb->line);
-    } else if (o->progress) {
-        o->progress(ctx, total);
-    }
-
-    goto parsed;
-
-failed:
-
-    consumed = yajl_get_bytes_consumed(h);
-
-    if (jb->failed) {
-        if (jb->own_error && err != NULL) {
-            snprintf(msg, sizeof(msg), "%.*s", (int) sizeof(msg) - 1,
-                     err->msg);
-            sf_error_set(err, SF_ERR_INVALID, "%s:%lu:%zu: %s", filename,
-                         jb->line, col_base + consumed, msg);
-        }
-        rc = jb->failed;
 
     } else {
-        sf_json_yajl_message(h, p, seg, msg, sizeof(msg));
-        rc = sf_error_set(err, SF_ERR_INVALID, "%s:%lu:%zu: %s", filename,
-                          jb->line, col_base + consumed + 1, msg);
+        /* one array: its elements as a document's member's would be */
+        jb->state = SF_JS_MEMBER;
+        rc = sf_json_feed(f, filename, jb, chunk, o->progress, ctx, err);
     }
-
-parsed:
-
-    yajl_free(h);
-
-done:
 
     sf_json_builder_free(jb);
     free(jb);
