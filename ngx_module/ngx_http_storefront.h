@@ -162,7 +162,8 @@ typedef struct {
  * counters[i] is kept with a cached decision for assignment i: exposure
  * counting stores there the index of the (experiment, variation) counter,
  * so that a cached decision is counted without a lookup.  A fresh
- * decision starts with NGX_HTTP_STOREFRONT_NO_COUNTER everywhere.
+ * decision to be cached starts with NGX_HTTP_STOREFRONT_NO_COUNTER
+ * everywhere; counters is NULL when the decision is not kept.
  */
 #define NGX_HTTP_STOREFRONT_NO_COUNTER  ((uint32_t) -1)
 

@@ -441,11 +441,17 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
     facts.attributes = &all;
     facts.assignments = w->out;
     facts.nassignments = n;
-    facts.counters = w->counters;
+    facts.counters = NULL;
     facts.now = req.now;
 
-    for (i = 0; i < n; i++) {
-        w->counters[i] = NGX_HTTP_STOREFRONT_NO_COUNTER;
+    if (ctx->cache == NGX_HTTP_STOREFRONT_CACHE_MISS) {
+        /* kept with the decision in the cache */
+
+        for (i = 0; i < n; i++) {
+            w->counters[i] = NGX_HTTP_STOREFRONT_NO_COUNTER;
+        }
+
+        facts.counters = w->counters;
     }
 
     if (ngx_http_storefront_top_decision(r, ctx, &facts) != NGX_OK) {
