@@ -41,7 +41,6 @@
 #define NGX_HTTP_STOREFRONT_CACHE_OFF     0
 #define NGX_HTTP_STOREFRONT_CACHE_MISS    1
 #define NGX_HTTP_STOREFRONT_CACHE_HIT     2
-#define NGX_HTTP_STOREFRONT_CACHE_BYPASS  3
 
 
 typedef struct {
@@ -104,7 +103,9 @@ typedef struct {
     ngx_str_t                       points;
     ngx_keyval_t                   *attrs;
     ngx_uint_t                      nattrs;
+    int32_t                         tz_offset_min;  /* with has_tz */
     unsigned                        found:1;     /* the visitor has one */
+    unsigned                        has_tz:1;
 } ngx_http_storefront_profile_t;
 
 
@@ -177,21 +178,26 @@ ngx_int_t ngx_http_storefront_last_decision(ngx_http_request_t *r,
 
 /*
  * The decision cache (ngx_http_storefront_cache.c).  On a hit the
- * decision chain runs with facts->snapshot and facts->attributes NULL and
- * the assignments the visitor is in.  A feature that needs more for a
- * request says so in the cacheable chain, chained as the decision chain:
+ * decision chain runs with the assignments the visitor is in and
+ * facts->snapshot and facts->attributes NULL, unless a feature that
+ * decides from the data itself on every request (ad slots, page layouts)
+ * says so in the needs-facts chain, chained as the decision chain:
  *
- *     next_cacheable = ngx_http_storefront_top_cacheable;
- *     ngx_http_storefront_top_cacheable = my_cacheable;
+ *     next_needs_facts = ngx_http_storefront_top_needs_facts;
+ *     ngx_http_storefront_top_needs_facts = my_needs_facts;
  *
- * returning 0, or else what next_cacheable returns.
+ * returning 1, or else what next_needs_facts returns.  Such a hit holds
+ * a snapshot and the attributes as of now: the profile looked up again,
+ * the request's URL.
  */
 
-typedef ngx_uint_t (*ngx_http_storefront_cacheable_pt)(ngx_http_request_t *r);
+typedef ngx_uint_t (*ngx_http_storefront_needs_facts_pt)(
+    ngx_http_request_t *r);
 
-extern ngx_http_storefront_cacheable_pt  ngx_http_storefront_top_cacheable;
+extern ngx_http_storefront_needs_facts_pt
+    ngx_http_storefront_top_needs_facts;
 
-ngx_uint_t ngx_http_storefront_last_cacheable(ngx_http_request_t *r);
+ngx_uint_t ngx_http_storefront_last_needs_facts(ngx_http_request_t *r);
 ngx_int_t ngx_http_storefront_cache_init(ngx_cycle_t *cycle,
     ngx_http_storefront_main_conf_t *smcf);
 void ngx_http_storefront_cache_free(void);
@@ -256,6 +262,9 @@ ngx_int_t ngx_http_storefront_profile_lookup(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
     sf_snapshot *snapshot, const sf_value *request_attributes,
     sf_value *attributes);
+ngx_int_t ngx_http_storefront_profile_targeting(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, sf_snapshot *snapshot,
+    const sf_value *request_attributes, sf_value *attributes);
 ngx_int_t ngx_http_storefront_profile_headers(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx);
 ngx_int_t ngx_http_storefront_add_profile_variables(ngx_conf_t *cf);

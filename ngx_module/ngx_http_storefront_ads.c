@@ -229,7 +229,7 @@ typedef struct {
 } ngx_http_storefront_ads_worker_t;
 
 
-static ngx_uint_t ngx_http_storefront_ads_cacheable(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_storefront_ads_needs_facts(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_ads_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
 static ngx_int_t ngx_http_storefront_ads_decide(ngx_http_request_t *r,
@@ -422,7 +422,8 @@ static ngx_http_variable_t  ngx_http_storefront_ads_vars[] = {
 
 
 static ngx_http_storefront_decision_pt  ngx_http_storefront_ads_next_decision;
-static ngx_http_storefront_cacheable_pt  ngx_http_storefront_ads_next_cacheable;
+static ngx_http_storefront_needs_facts_pt
+    ngx_http_storefront_ads_next_needs_facts;
 
 static ngx_http_storefront_ads_worker_t  ngx_http_storefront_ads_worker;
 
@@ -541,20 +542,21 @@ ngx_http_storefront_ads_all(ngx_http_request_t *r, ngx_uint_t *n)
 
 /* ---- the decision -------------------------------------------------------- */
 
-/* a location with ad slots decides them from the snapshot: not cached */
+/* a location with ad slots decides them from the snapshot, a HIT too */
 
 static ngx_uint_t
-ngx_http_storefront_ads_cacheable(ngx_http_request_t *r)
+ngx_http_storefront_ads_needs_facts(ngx_http_request_t *r)
 {
     ngx_http_storefront_ads_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_ads_module);
 
     if (alcf->slots && alcf->slots->nelts) {
-        return 0;
+        /* caps and targeting are decided on every page view */
+        return 1;
     }
 
-    return ngx_http_storefront_ads_next_cacheable(r);
+    return ngx_http_storefront_ads_next_needs_facts(r);
 }
 
 
@@ -607,7 +609,6 @@ ngx_http_storefront_ads_decide(ngx_http_request_t *r,
     sf_error                             err;
     ngx_str_t                            page, *slots;
     ngx_uint_t                           i, n;
-    sf_profile                           profile;
     ngx_time_t                          *tp;
     sf_ad_fill                          *asked;
     const void                          *blob;
@@ -655,7 +656,7 @@ ngx_http_storefront_ads_decide(ngx_http_request_t *r,
         actx->position[i] = -1;
     }
 
-    if (n == 0 || ctx->user_id.len == 0
+    if (n == 0 || ctx->user_id.len == 0 || facts->snapshot == NULL
         || ngx_http_storefront_ads_worker.zone == NULL)
     {
         return NGX_OK;
@@ -696,17 +697,8 @@ ngx_http_storefront_ads_decide(ngx_http_request_t *r,
 
     /* dayparts are in the visitor's time zone when the profile has one */
 
-    tz = 0;
-
-    if (ctx->profile && ctx->profile->found
-        && sf_snapshot_get_profile(facts->snapshot,
-                                   (const char *) ctx->user_id.data,
-                                   ctx->user_id.len, &profile, &err)
-           == SF_OK
-        && profile.found && profile.has_tz)
-    {
-        tz = profile.tz_offset_min;
-    }
+    tz = (ctx->profile && ctx->profile->has_tz) ? ctx->profile->tz_offset_min
+                                                : 0;
 
     tp = ngx_timeofday();
     now_ms = (int64_t) tp->sec * 1000 + tp->msec;
@@ -2755,8 +2747,9 @@ ngx_http_storefront_ads_init(ngx_conf_t *cf)
     ngx_http_storefront_ads_next_decision = ngx_http_storefront_top_decision;
     ngx_http_storefront_top_decision = ngx_http_storefront_ads_decision;
 
-    ngx_http_storefront_ads_next_cacheable = ngx_http_storefront_top_cacheable;
-    ngx_http_storefront_top_cacheable = ngx_http_storefront_ads_cacheable;
+    ngx_http_storefront_ads_next_needs_facts =
+                                       ngx_http_storefront_top_needs_facts;
+    ngx_http_storefront_top_needs_facts = ngx_http_storefront_ads_needs_facts;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

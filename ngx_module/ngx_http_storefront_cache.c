@@ -17,10 +17,11 @@
  * age with the clock (recency, lifecycle) may be stale.  The slots are
  * direct-mapped; a new decision replaces the one in its slot.
  *
- * The features built on the decision still run on a hit, without the
- * snapshot: they say through the cacheable chain whether a request may
- * be answered so (page layouts and ad slots need the snapshot).  Exposure
- * counting keeps its counter indexes with the entry (facts->counters).
+ * The features built on the decision still run on a hit; those that
+ * decide from the data on every request (ad slots: caps and targeting;
+ * page layouts) say through the needs-facts chain that they need the
+ * snapshot and the visitor's attributes then.  Exposure counting keeps
+ * its counter indexes with the entry (facts->counters).
  */
 
 
@@ -41,8 +42,10 @@
 typedef struct {
     const char                      *key;
     const char                      *variation_key;
+    const char                      *layout;        /* NULL: none */
     uint32_t                         key_len;
     uint32_t                         variation_key_len;
+    uint32_t                         layout_len;
     int32_t                          variation;
     uint32_t                         reason;
 } ngx_http_storefront_kept_t;
@@ -110,8 +113,8 @@ static u_char *ngx_http_storefront_cache_str(u_char *p, ngx_str_t *s);
 
 static ngx_http_storefront_cache_t  ngx_http_storefront_cache;
 
-ngx_http_storefront_cacheable_pt  ngx_http_storefront_top_cacheable =
-    ngx_http_storefront_last_cacheable;
+ngx_http_storefront_needs_facts_pt  ngx_http_storefront_top_needs_facts =
+    ngx_http_storefront_last_needs_facts;
 
 
 ngx_int_t
@@ -274,21 +277,23 @@ ngx_http_storefront_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* the end of the cacheable chain: the core's own decision may be kept */
+/* the end of the needs-facts chain: the core's headers need none */
 
 ngx_uint_t
-ngx_http_storefront_last_cacheable(ngx_http_request_t *r)
+ngx_http_storefront_last_needs_facts(ngx_http_request_t *r)
 {
-    return 1;
+    return 0;
 }
 
 
 /*
  * Looks the request's decision up.  NGX_OK: found; the context holds it
  * (in r->pool), the facts the assignments and counters for the decision
- * chain (in the worker's memory, valid until the next call).
- * NGX_DECLINED: not found; the key is kept for
- * ngx_http_storefront_cache_store() when it may be cached.
+ * chain (in the worker's memory, valid until the next call).  NGX_AGAIN:
+ * found as well, and the decision chain needs facts->snapshot and
+ * facts->attributes, for the caller to set.  NGX_DECLINED: not found;
+ * the key is kept for ngx_http_storefront_cache_store() when it may be
+ * cached.
  */
 
 ngx_int_t
@@ -308,11 +313,6 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
     c->key_len = 0;
 
     if (c->entries == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (!ngx_http_storefront_top_cacheable(r)) {
-        ctx->cache = NGX_HTTP_STOREFRONT_CACHE_BYPASS;
         return NGX_DECLINED;
     }
 
@@ -372,6 +372,8 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
         c->out[i].variation = kept->variation;
         c->out[i].variation_key = kept->variation_key;
         c->out[i].variation_key_len = kept->variation_key_len;
+        c->out[i].layout = kept->layout;
+        c->out[i].layout_len = kept->layout_len;
         c->out[i].reason = (sf_reason) kept->reason;
     }
 
@@ -381,7 +383,7 @@ ngx_http_storefront_cache_fetch(ngx_http_request_t *r,
 
     c->key_len = 0;
 
-    return NGX_OK;
+    return ngx_http_storefront_top_needs_facts(r) ? NGX_AGAIN : NGX_OK;
 }
 
 
@@ -497,6 +499,8 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
         kept->variation = a[i].variation;
         kept->variation_key = a[i].variation_key;
         kept->variation_key_len = (uint32_t) a[i].variation_key_len;
+        kept->layout = a[i].layout;
+        kept->layout_len = (uint32_t) a[i].layout_len;
         kept->reason = a[i].reason;
     }
 
@@ -528,6 +532,13 @@ ngx_http_storefront_cache_store(ngx_http_request_t *r,
         s.data = (u_char *) kept->variation_key;
         p = ngx_http_storefront_cache_str(p, &s);
         kept->variation_key = (const char *) s.data;
+
+        if (kept->layout) {
+            s.len = kept->layout_len;
+            s.data = (u_char *) kept->layout;
+            p = ngx_http_storefront_cache_str(p, &s);
+            kept->layout = (const char *) s.data;
+        }
     }
 
     size = p - data;
@@ -739,7 +750,8 @@ ngx_http_storefront_cache_size(ngx_http_storefront_ctx_t *ctx,
     for (i = 0; i < n; i++) {
         if (a[i].in_experiment) {
             size += sizeof(ngx_http_storefront_kept_t) + sizeof(uint32_t)
-                    + a[i].key_len + a[i].variation_key_len;
+                    + a[i].key_len + a[i].variation_key_len
+                    + (a[i].layout ? a[i].layout_len : 0);
         }
     }
 

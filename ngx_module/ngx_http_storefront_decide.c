@@ -46,6 +46,9 @@ static void ngx_http_storefront_fail(ngx_log_t *log, const char *what,
     sf_error *err);
 static ngx_int_t ngx_http_storefront_evaluate(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx);
+static ngx_int_t ngx_http_storefront_cached_facts(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, const sf_value *attrs,
+    ngx_http_storefront_facts_t *facts);
 static ngx_int_t ngx_http_storefront_attributes(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
     sf_value *attrs);
@@ -321,6 +324,52 @@ ngx_http_storefront_decide(ngx_http_request_t *r)
 }
 
 
+/*
+ * A decision from the cache for features that decide from the data on
+ * every request (ad slots, page layouts): they get a snapshot and the
+ * visitor's attributes as of now.  Should the database have become
+ * unreadable since the cache checked it, they run without either.
+ */
+
+static ngx_int_t
+ngx_http_storefront_cached_facts(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, const sf_value *attrs,
+    ngx_http_storefront_facts_t *facts)
+{
+    ngx_int_t     rc;
+    sf_value      all;
+    sf_snapshot  *snapshot;
+
+    facts->now = (int64_t) ngx_time();
+
+    snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);
+
+    if (snapshot == NULL) {
+        rc = ngx_http_storefront_top_decision(r, ctx, facts);
+
+    } else {
+        rc = ngx_http_storefront_profile_targeting(r, ctx, snapshot, attrs,
+                                                   &all);
+        if (rc == NGX_OK) {
+            facts->snapshot = snapshot;
+            facts->attributes = &all;
+
+            rc = ngx_http_storefront_top_decision(r, ctx, facts);
+        }
+
+        ngx_http_storefront_snapshot_release();
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->available = 1;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_storefront_evaluate(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx)
@@ -353,7 +402,7 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    /* a fresh decision: the request's URL is built for the conditions */
+    /* conditions to be evaluated see the request's URL */
 
     if (cached != NGX_OK && slcf->url_attribute
         && ngx_http_storefront_add_url(r, &attrs) != NGX_OK)
@@ -373,6 +422,10 @@ ngx_http_storefront_evaluate(ngx_http_request_t *r,
         ctx->available = 1;
 
         return NGX_OK;
+    }
+
+    if (cached == NGX_AGAIN) {
+        return ngx_http_storefront_cached_facts(r, ctx, &attrs, &facts);
     }
 
     snapshot = ngx_http_storefront_snapshot_acquire(r->connection->log);

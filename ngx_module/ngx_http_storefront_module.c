@@ -709,7 +709,7 @@ ngx_http_storefront_preconfiguration(ngx_conf_t *cf)
      * feature chains itself in postconfiguration
      */
     ngx_http_storefront_top_decision = ngx_http_storefront_last_decision;
-    ngx_http_storefront_top_cacheable = ngx_http_storefront_last_cacheable;
+    ngx_http_storefront_top_needs_facts = ngx_http_storefront_last_needs_facts;
 
     if (ngx_http_storefront_add_variables(cf) != NGX_OK) {
         return NGX_ERROR;

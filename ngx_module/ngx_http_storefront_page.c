@@ -152,7 +152,7 @@ struct ngx_http_storefront_page_asm_s {
 
 static ngx_int_t ngx_http_storefront_page_decision(ngx_http_request_t *r,
     ngx_http_storefront_ctx_t *ctx, ngx_http_storefront_facts_t *facts);
-static ngx_uint_t ngx_http_storefront_page_cacheable(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_storefront_page_needs_facts(ngx_http_request_t *r);
 static ngx_int_t ngx_http_storefront_page_decide(ngx_http_request_t *r,
     ngx_http_storefront_page_ctx_t *pctx, ngx_str_t *page, sf_snapshot *s,
     const sf_value *attributes, const sf_assignment *assignments,
@@ -384,7 +384,9 @@ ngx_http_storefront_page_decision(ngx_http_request_t *r,
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_storefront_page_module);
 
-    if (plcf->page && pctx->page.data == NULL) {
+    /* no snapshot: a cached decision while the database cannot be read */
+
+    if (plcf->page && pctx->page.data == NULL && facts->snapshot) {
 
         if (ngx_http_storefront_page_type(r, plcf, &page) != NGX_OK) {
             return NGX_ERROR;
@@ -418,13 +420,14 @@ ngx_http_storefront_page_decision(ngx_http_request_t *r,
 /*
  * Any location may name the page type after an internal redirect, and the
  * page is decided from the visitor's attributes: with storefront_page in
- * the configuration, no decision is cached.
+ * the configuration, every decision from the cache comes with the
+ * snapshot and the attributes as of now.
  */
 
 static ngx_uint_t
-ngx_http_storefront_page_cacheable(ngx_http_request_t *r)
+ngx_http_storefront_page_needs_facts(ngx_http_request_t *r)
 {
-    return 0;
+    return 1;
 }
 
 
@@ -2349,7 +2352,7 @@ ngx_http_storefront_page_init(ngx_conf_t *cf)
     ngx_http_storefront_top_decision = ngx_http_storefront_page_decision;
 
     /* the chain ends here: nothing further is asked */
-    ngx_http_storefront_top_cacheable = ngx_http_storefront_page_cacheable;
+    ngx_http_storefront_top_needs_facts = ngx_http_storefront_page_needs_facts;
 
     /* after the core's headers (preaccess) and access checks */
 

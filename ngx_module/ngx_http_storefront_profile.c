@@ -44,6 +44,10 @@
 
 static ngx_int_t ngx_http_storefront_attr_headers(ngx_conf_t *cf,
     ngx_http_storefront_loc_conf_t *conf);
+static ngx_int_t ngx_http_storefront_profile_build(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, sf_snapshot *snapshot,
+    const sf_value *request_attributes, sf_profile *profile, sf_derived *d,
+    sf_value *attributes);
 static ngx_int_t ngx_http_storefront_profile_collect(ngx_http_request_t *r,
     ngx_http_storefront_loc_conf_t *slcf, ngx_http_storefront_ctx_t *ctx,
     sf_profile *profile, sf_derived *d, sf_value *attributes);
@@ -365,11 +369,50 @@ ngx_http_storefront_profile_lookup(ngx_http_request_t *r,
     sf_snapshot *snapshot, const sf_value *request_attributes,
     sf_value *attributes)
 {
+    sf_derived   d;
+    sf_profile   profile;
+
+    if (ngx_http_storefront_profile_build(r, ctx, snapshot,
+                                          request_attributes, &profile, &d,
+                                          attributes)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_storefront_profile_collect(r, slcf, ctx, &profile, &d,
+                                               attributes);
+}
+
+
+/*
+ * The attributes object only, for a decision taken from the cache whose
+ * features decide from the data on every request: the profile's values
+ * as of now (recency ages), the request's own as given.
+ */
+
+ngx_int_t
+ngx_http_storefront_profile_targeting(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, sf_snapshot *snapshot,
+    const sf_value *request_attributes, sf_value *attributes)
+{
+    sf_derived   d;
+    sf_profile   profile;
+
+    return ngx_http_storefront_profile_build(r, ctx, snapshot,
+                                             request_attributes, &profile,
+                                             &d, attributes);
+}
+
+
+static ngx_int_t
+ngx_http_storefront_profile_build(ngx_http_request_t *r,
+    ngx_http_storefront_ctx_t *ctx, sf_snapshot *snapshot,
+    const sf_value *request_attributes, sf_profile *profile, sf_derived *d,
+    sf_value *attributes)
+{
     int              rc;
-    time_t           now;
     sf_error         err;
-    sf_derived       d;
-    sf_profile       profile;
     const sf_rules  *rules;
 
     err.code = 0;
@@ -395,33 +438,31 @@ ngx_http_storefront_profile_lookup(ngx_http_request_t *r,
         ngx_http_storefront_rules_failed = 0;
     }
 
-    sf_profile_init(&profile);
+    sf_profile_init(profile);
 
     if (ctx->user_id.len) {
         rc = sf_snapshot_get_profile(snapshot,
                                      (const char *) ctx->user_id.data,
-                                     ctx->user_id.len, &profile, &err);
+                                     ctx->user_id.len, profile, &err);
         if (rc != SF_OK) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "storefront: profile of \"%V\" ignored: %s",
                           &ctx->user_id, err.msg);
-            sf_profile_init(&profile);
+            sf_profile_init(profile);
         }
     }
 
-    now = ngx_time();
+    sf_profile_derive(profile, rules, (int64_t) ngx_time(), d);
 
-    sf_profile_derive(&profile, rules, (int64_t) now, &d);
-
-    rc = sf_profile_attributes(&profile, &d, request_attributes,
-                               ngx_http_storefront_palloc, r->pool,
-                               attributes);
-    if (rc != SF_OK) {
+    if (sf_profile_attributes(profile, d, request_attributes,
+                              ngx_http_storefront_palloc, r->pool,
+                              attributes)
+        != SF_OK)
+    {
         return NGX_ERROR;
     }
 
-    return ngx_http_storefront_profile_collect(r, slcf, ctx, &profile, &d,
-                                               attributes);
+    return NGX_OK;
 }
 
 
@@ -463,6 +504,8 @@ ngx_http_storefront_profile_collect(ngx_http_request_t *r,
     ngx_memzero(pr, sizeof(ngx_http_storefront_profile_t));
 
     pr->found = profile->found ? 1 : 0;
+    pr->has_tz = profile->has_tz ? 1 : 0;
+    pr->tz_offset_min = profile->tz_offset_min;
 
     fields[0] = &pr->segment;
     fields[1] = &pr->rfm;

@@ -118,7 +118,7 @@ typedef struct {
     ngx_atomic_t                        beacons[3];
     ngx_atomic_t                        changes;
     ngx_http_storefront_stats_slot_t    slots[NGX_HTTP_STOREFRONT_STATS_SLOTS];
-    ngx_atomic_t                        cache[3];  /* hit, miss, bypass */
+    ngx_atomic_t                        cache[2];  /* hit, miss */
 } ngx_http_storefront_stats_shm_t;
 
 
@@ -150,7 +150,7 @@ typedef struct {
     ngx_atomic_uint_t                   decided;
     ngx_atomic_uint_t                   fail_open;
     ngx_atomic_uint_t                   buffered;
-    ngx_atomic_uint_t                   cache[3];  /* hit, miss, bypass */
+    ngx_atomic_uint_t                   cache[2];  /* hit, miss */
 
     unsigned                            counting:1;
     unsigned                            failing:1;
@@ -332,8 +332,7 @@ static ngx_http_storefront_decision_pt  ngx_http_storefront_next_decision;
 /* the decision cache's results, as counted in the zone's cache[] */
 static ngx_str_t  ngx_http_storefront_stats_cache_results[] = {
     ngx_string("hit"),
-    ngx_string("miss"),
-    ngx_string("bypass")
+    ngx_string("miss")
 };
 
 static const char  *ngx_http_storefront_stats_beacon_names[] = {
@@ -518,10 +517,6 @@ ngx_http_storefront_stats_log_handler(ngx_http_request_t *r)
         w->cache[1]++;
         break;
 
-    case NGX_HTTP_STOREFRONT_CACHE_BYPASS:
-        w->cache[2]++;
-        break;
-
     default: /* no decision cache */
         break;
     }
@@ -633,7 +628,7 @@ ngx_http_storefront_stats_publish(void)
         w->buffered = 0;
     }
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 2; i++) {
         if (w->cache[i]) {
             (void) ngx_atomic_fetch_add(&sh->cache[i], w->cache[i]);
             w->cache[i] = 0;
@@ -1726,9 +1721,9 @@ ngx_http_storefront_stats_prometheus(sf_buf *b,
         ngx_http_storefront_stats_family(b,
             "storefront_decision_cache_total", "counter",
             "Requests decided by result in the decision cache: hit (the "
-            "answer kept), miss (decided and kept), bypass (not cacheable).");
+            "answer kept), miss (decided and kept).");
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 2; i++) {
             result = &ngx_http_storefront_stats_cache_results[i];
 
             sf_buf_appends(b, "storefront_decision_cache_total{");
@@ -2285,9 +2280,6 @@ ngx_http_storefront_stats_page(sf_buf *b, ngx_http_storefront_stats_view_t *v)
         ngx_http_storefront_stats_counter(b, "decision-cache-miss",
                                           "decision cache misses",
                                           (double) sh->cache[1]);
-        ngx_http_storefront_stats_counter(b, "decision-cache-bypass",
-                                          "decision cache bypassed",
-                                          (double) sh->cache[2]);
         ngx_http_storefront_stats_counter(b, "exposures-buffered",
                                           "exposures buffered",
                                           (double) sh->buffered);

@@ -182,10 +182,6 @@ ngx_http_storefront_variable(ngx_http_request_t *r,
             ngx_str_set(&s, "MISS");
             break;
 
-        case NGX_HTTP_STOREFRONT_CACHE_BYPASS:
-            ngx_str_set(&s, "BYPASS");
-            break;
-
         default: /* off */
             v->not_found = 1;
             return NGX_OK;

@@ -3,10 +3,12 @@
 #
 #   A: plain nginx serving a small static file
 #   B: the same location with `storefront on`: the 10 experiments of the
-#      foundation benchmark, and 2 ad slots filled from 1,000 campaigns
-#      (priorities, weights, 2 or 3 frequency caps each, some cool-downs)
-#      on every request, the impressions recorded against the caps of the
-#      user (storefront_ad_zone, written to LMDB every second)
+#      foundation benchmark (with its storefront_decision_cache: a
+#      returning visitor's experiments from the worker's cache), and 2 ad
+#      slots filled from 1,000 campaigns (priorities, weights, 2 or 3
+#      frequency caps each, some cool-downs) on every request, the
+#      impressions recorded against the caps of the user
+#      (storefront_ad_zone, written to LMDB every second)
 #
 #   C: B without the ad slots (storefront_ad_slots off): what the ads
 #      themselves cost is B against C
@@ -20,7 +22,8 @@
 # caps are per user as in life.
 #
 # usage: scripts/bench_ads.sh [-r ROUNDS] [-d SECONDS] [-c CONNS]
-#                             [-u USERS] [-f FLUSH] [--no-pin] [--check]
+#                             [-u USERS] [-f FLUSH] [--no-pin] [--no-cache]
+#                             [--check]
 #   -r N      A/B pairs (default 5)
 #   -d S      seconds per wrk run (default 5)
 #   -c N      wrk connections (default 32)
@@ -28,6 +31,8 @@
 #   -f T      the zone's write interval, storefront_ad_zone flush=T
 #             (default 1s: at most a second of impressions lost in a crash)
 #   --no-pin  do not pin the nginx worker and wrk to separate CPUs
+#   --no-cache  without storefront_decision_cache (B and C decide every
+#             request from the database)
 #   --check   exit 1 when the B/A median ratio is below 0.90
 # Environment: NGINX (default /usr/sbin/nginx), STOREFRONT_MODULE,
 #   STOREFRONTCTL, BENCH_EXPERIMENTS.
@@ -48,6 +53,7 @@ CONNS=32
 USERS=50000
 FLUSH=1s
 PIN=1
+CACHE=1
 CHECK=0
 TARGET=0.90
 
@@ -59,6 +65,7 @@ while [ $# -gt 0 ]; do
     -u) USERS=$2; shift 2 ;;
     -f) FLUSH=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
+    --no-cache) CACHE=0; shift ;;
     --check) CHECK=1; shift ;;
     -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bench_ads.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -150,6 +157,11 @@ EOT
 # a zone of ~1.3 KB per visitor, at least 64 MB
 ZONE_MB=$(( USERS * 13 / 10000 + 64 ))
 
+# direct-mapped: four slots a visitor keep collisions rare
+CACHE_LINE=
+[ "$CACHE" -eq 1 ] \
+    && CACHE_LINE="storefront_decision_cache max=$(( USERS * 4 )) valid=10s;"
+
 cat > "$PREFIX/conf/nginx.conf" <<EOF
 load_module $MODULE;
 $USER_LINE
@@ -174,6 +186,7 @@ http {
     storefront_user_id \$http_x_user_id;
     storefront_ad_zone ads ${ZONE_MB}m flush=$FLUSH;
     storefront_ad_click_key bench-click-key-0123456789;
+    $CACHE_LINE
 
     server {
         listen 127.0.0.1:$PORT_A;
@@ -224,7 +237,7 @@ echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker" \
      "${AFFINITY:+(pinned CPU 0, wrk on CPU 1)}"
 echo "B: $NEXP active experiments, 1000 campaigns, 2 slots: $ADS"
 echo "visitors: $USERS at random (X-User-Id), zone ${ZONE_MB}m," \
-     "flush=$FLUSH"
+     "flush=$FLUSH, ${CACHE_LINE:-no decision cache}"
 echo "C: B without the slots; wrk -t1 -c$CONNS -d${DURATION}s --latency," \
      "$ROUNDS rounds ABC/CBA"
 echo "columns: req/s, latency p50/p99 (ms), nginx worker CPU us per request" \

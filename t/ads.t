@@ -5,7 +5,8 @@
 # advertiser twice); every frequency cap unit (minute, hour, day, week,
 # 30-day month, lifetime) rolls with a moved clock and is not a calendar
 # cap (nginx under libfaketime, restarted at each time: the state lives in
-# LMDB between runs); cool-down; flight; daypart in the visitor's time
+# LMDB between runs; with the decision cache, so that a returning
+# visitor's ads are decided from a cached decision); cool-down; flight; daypart in the visitor's time
 # zone; targeting on the profile and on request attributes; one user from
 # many connections over two workers never gets more than the cap;
 # impression counters survive a reload and a restart; signed click links
@@ -147,8 +148,11 @@ $t->must_import({ profiles => [
 
 # ---- configuration ---------------------------------------------------------
 
+# with the decision cache: a returning visitor's experiments come from it,
+# the ads are still decided on every page view
 sub config {
-    my ($workers) = @_;
+    my ($workers, $cache) = @_;
+    $cache = $cache ? 'storefront_decision_cache max=1000;' : '';
     return <<"EOF";
 %%TEST_GLOBALS%%
 env FAKETIME;
@@ -160,6 +164,7 @@ http {
     storefront_db %%DB%%;
     storefront_ad_zone ads 4m flush=200ms;
     storefront_ad_click_key $KEY;
+    $cache
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -173,6 +178,7 @@ http {
         add_header X-T-Click1 \$storefront_ad_click_1;
         add_header X-T-Click2 \$storefront_ad_click_2;
         add_header X-T-Worker \$pid;
+        add_header X-T-Cache \$storefront_decision_cache;
 
         location / {
             storefront_ad_slots page=\$arg_page banner infeed banner infeed
@@ -343,10 +349,10 @@ my $lib = faketime_lib();
 my %served;     # impressions seen in responses, by campaign
 
 SKIP: {
-    skip 'libfaketime is not installed and cannot be installed', 60
+    skip 'libfaketime is not installed and cannot be installed', 61
         unless $lib;
 
-    $t->write_config(config(1));
+    $t->write_config(config(1, 'cache'));
 
     # Sunday 2026-05-31 23:59:30 UTC: 42 seconds later is a new minute,
     # hour, day, ISO week and month, where calendar caps would reset.
@@ -368,7 +374,7 @@ SKIP: {
     my $want = strftime('%a, %d %b %Y', gmtime $T0);
     if ($date !~ /^\Q$want\E/) {
         $t->stop;
-        skip "nginx does not run under libfaketime (Date: $date)", 60;
+        skip "nginx does not run under libfaketime (Date: $date)", 61;
     }
     pass("nginx runs at " . strftime('%Y-%m-%d %H:%M:%S', gmtime $T0));
 
@@ -378,6 +384,10 @@ SKIP: {
         is(join('|', @got), "cap-$u|cap-$u|", "$u cap 2: two pages show it, "
             . 'the third does not');
     }
+    my ($hit) = page('/one?page=minute', 'u-cap');
+    is($hit->header('X-T-Cache'), 'HIT',
+        'these page views were decided from the decision cache')
+        or diag(join ' ', map { ($_ // '?') } $hit->header('X-T-Cache'), $hit->status);
 
     is(one('cool', 'u-cap'), 'cool', 'cool-down: shown once');
     is(one('cool', 'u-cap'), '', '... not again at once');

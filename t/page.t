@@ -6,7 +6,9 @@
 #   - the decision as headers to the upstream and as variables, per tier,
 #     segment, category affinity (cross-sell) and experiment variation, in
 #     rule order; spoofed headers removed; a page type from a variable;
-#     the decision after try_files in a location named later;
+#     the decision after try_files in a location named later; with the
+#     decision cache on, a returning visitor's layout (a variation's
+#     layout kept, rules seeing the request's URL);
 #   - edge assembly: the shell with the fragments in layout order, fetched
 #     in parallel, cached by $uri$args (one upstream request per key),
 #     never with the user id, cookies or decision headers; failure,
@@ -236,6 +238,7 @@ events { worker_connections 1024; }
 http {
     %%TEST_GLOBALS_HTTP%%
     storefront_db %%DB%%;
+    storefront_decision_cache max=1000;
     proxy_cache_path %%PREFIX%%/cache keys_zone=frag:1m;
     log_format uri '$request_uri';
 
@@ -311,6 +314,7 @@ http {
         location = /app {
             storefront_page home;
             proxy_pass http://127.0.0.1:%%PORT2%%/echo;
+            add_header X-T-Cache $storefront_decision_cache;
         }
 
         location = /cart {
@@ -440,8 +444,10 @@ unlike($r->body, qr/evil/, '... the client\'s own Layout/Modules removed');
 $e = echo_of(get('/app?campaign=spring', 'no-profile-1'));
 is($e->{layout}, 'home-campaign',
     'a rule on the request\'s "url": home-campaign');
-$e = echo_of(get('/app?campaign=autumn', 'no-profile-1'));
-isnt($e->{layout}, 'home-campaign', '... not for another campaign');
+$r = get('/app?campaign=autumn', 'no-profile-1');
+isnt(echo_of($r)->{layout}, 'home-campaign', '... not for another campaign');
+is($r->header('x-t-cache'), 'HIT', '... a decision from the cache '
+    . '(no experiment reads the URL), the rule seeing this URL');
 
 $e = echo_of(get('/app', 'baby1'));
 is($e->{layout}, 'home-baby', 'category affinity (baby >= 3): home-baby');
@@ -470,6 +476,9 @@ for my $i (1 .. 200) {
 }
 $e = echo_of(get('/app', $arm{1}));
 is($e->{layout}, 'home-b', "variation b of layout-test: home-b ($arm{1})");
+$r = get('/app', $arm{1});
+is(echo_of($r)->{layout}, 'home-b', '... again, from the decision cache')
+    and is($r->header('x-t-cache'), 'HIT', '... (a HIT)');
 $e = echo_of(get('/app', $arm{0}));
 is($e->{layout}, 'home-default', "variation a (no layout): the default "
     . "($arm{0})");
