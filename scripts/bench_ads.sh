@@ -323,6 +323,7 @@ awk -v a="$(med US A)" -v b="$(med US B)" -v c="$(med US C)" 'BEGIN {
     printf "nginx worker CPU per request: A %.2f us, C %.2f us (+%.2f), " \
         "B %.2f us (+%.2f over C: the ads, their writes included)\n",
         a, c, c - a, b, b - c }'
+bench_saturation_note "$(med R A)" "$(med US A)"
 echo "LMDB after the run: $(du -sh "$PREFIX/db" | cut -f1)"
 
 ALERTS=$(grep -cE '\[(alert|emerg|crit)\]' "$PREFIX/logs/error.log" || true)

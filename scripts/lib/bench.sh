@@ -193,6 +193,16 @@ measure() {   # port seconds [cookie | @script]
 # B/A ratio as the median of the per-pair ratios.
 # The sides are PORT_A and PORT_B, given to measure as its first argument
 # (a port, or whatever else a script's measure takes).
+# A throughput ratio compares nginx only while nginx is the bottleneck:
+# warns when the baseline left the worker idle part of the time (the
+# client, or another tenant of the machine, limited it).
+bench_saturation_note() {   # req/s cpu-us-per-request
+    awk -v r="$1" -v u="$2" 'BEGIN { busy = r * u / 1e6; if (busy < 0.9)
+        printf "note: A kept the nginx worker busy %.0f%% of the time: " \
+            "the client limited it, so throughput ratios understate " \
+            "the difference; compare the CPU per request\n", busy * 100 }'
+}
+
 run_pairs() {   # label cookie [port_a] [target] -> prints rounds and
                 #                                   summary, sets RATIO_MED
     local label=$1 cookie=$2 PORT_A=${3:-$PORT_A} TARGET=${4:-$TARGET}
@@ -243,5 +253,6 @@ run_pairs() {   # label cookie [port_a] [target] -> prints rounds and
              'BEGIN { print (r >= t) ? "MET" : "MISSED" }')"
     awk -v a="$mau" -v b="$mbu" 'BEGIN { if (a > 0) printf \
         "%s: nginx worker CPU per request A %.2f us, B %.2f us" \
-        " (%+.2f us, A/B %.4f)\n", "'"$label"'", a, b, b - a, a / b }' 
+        " (%+.2f us, A/B %.4f)\n", "'"$label"'", a, b, b - a, a / b }'
+    bench_saturation_note "$mar" "$mau"
 }
