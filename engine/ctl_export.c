@@ -18,9 +18,10 @@
 
 /*
  * export writes the import document: {"experiments": [...], "rules": {...}}
- * and, with --profiles, "profiles": [...] (one profile per line).  With
- * --jsonl it writes only the profiles, as JSON lines.  Either imports back
- * to the same state.
+ * and, with --profiles, "profiles": [...] (one profile per line) and the
+ * applied events, "orders": [...], so that a repeated event still counts
+ * once after an import elsewhere.  With --jsonl it writes only the
+ * profiles, as JSON lines.  Either imports back to the same state.
  */
 
 typedef struct {
@@ -70,6 +71,7 @@ ctl_export_profile(void *ctx, const char *id, size_t id_len, const void *rec,
     ctl_export  *x = ctx;
     sf_profile   p;
 
+    
     sf_profile_init(&p);
     if (sf_profile_decode(rec, len, &p) != SF_OK) {
         x->failed = 3;
@@ -80,6 +82,23 @@ ctl_export_profile(void *ctx, const char *id, size_t id_len, const void *rec,
         != SF_OK
         || sf_profile_to_json(id, id_len, &p, &x->buf) != SF_OK
         || (x->jsonl && sf_buf_append(&x->buf, "\n", 1) != SF_OK))
+    {
+        x->failed = 1;
+        return 1;
+    }
+    x->n++;
+
+    return ctl_export_flush(x, 0);
+}
+
+
+static int
+ctl_export_order(void *ctx, const sf_order_record *o)
+{
+    ctl_export  *x = ctx;
+
+    if (sf_buf_appends(&x->buf, x->n ? ",\n" : "\n") != SF_OK
+        || sf_order_to_json(o, &x->buf) != SF_OK)
     {
         x->failed = 1;
         return 1;
@@ -208,10 +227,26 @@ ctl_export_write(ctl_export *x, sf_snapshot *snap, const ctl_export_opts *o,
         return CTL_ERROR;
     }
 
-    if (!o->jsonl
-        && sf_buf_appends(&x->buf, x->n ? "\n]}\n" : "]}\n") != SF_OK)
-    {
-        return ctl_nomem();
+    if (!o->jsonl) {
+        if (sf_buf_appends(&x->buf, x->n ? "\n],\n\"orders\":["
+                                         : "],\n\"orders\":[") != SF_OK)
+        {
+            return ctl_nomem();
+        }
+
+        x->n = 0;
+        rc = sf_snapshot_each_order(snap, ctl_export_order, x, &err);
+        if (x->failed) {
+            goto out;
+        }
+        if (rc != SF_OK) {
+            ctl_err("%s", err.msg);
+            return CTL_ERROR;
+        }
+
+        if (sf_buf_appends(&x->buf, x->n ? "\n]}\n" : "]}\n") != SF_OK) {
+            return ctl_nomem();
+        }
     }
     ctl_export_flush(x, 1);
 

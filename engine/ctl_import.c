@@ -470,6 +470,66 @@ ctl_have_extras(const ctl_import *im)
 }
 
 
+/*
+ * "orders": the applied events of an export, kept so that a repeated
+ * event still changes nothing and a return finds its purchase.  Checked
+ * as they come, kept as the record and its two ids, written with the
+ * experiments.
+ */
+static int
+ctl_import_order(ctl_import *im, long index, const sf_value *el,
+    unsigned long line)
+{
+    sf_error         err;
+    sf_order_record  o;
+
+    if (index < 0) {
+        ctl_import_fail(im, "%s:%lu: member \"orders\" must be an array",
+                        im->fname, line);
+        return SF_ERR_INVALID;
+    }
+
+    memset(&err, 0, sizeof(err));
+    if (sf_order_from_json(el, &o, &err) != SF_OK) {
+        ctl_import_fail(im, "%s:%lu: orders[%ld]: %s", im->fname, line, index,
+                        err.msg);
+        return SF_ERR_INVALID;
+    }
+
+    if (sf_buf_append(&im->orders, &o, sizeof(o)) != SF_OK
+        || sf_buf_append(&im->orders, o.user, o.user_len) != SF_OK
+        || sf_buf_append(&im->orders, o.order_id, o.order_id_len) != SF_OK)
+    {
+        ctl_import_fail(im, "out of memory");
+        return SF_ERR_NOMEM;
+    }
+    im->norders++;
+    return SF_OK;
+}
+
+
+static int
+ctl_put_orders(ctl_import *im, sf_txn *txn, sf_error *err)
+{
+    size_t           i, off;
+    sf_order_record  o;
+
+    for (i = 0, off = 0; i < im->norders; i++) {
+        memcpy(&o, im->orders.data + off, sizeof(o));
+        off += sizeof(o);
+        o.user = im->orders.data + off;
+        off += o.user_len;
+        o.order_id = im->orders.data + off;
+        off += o.order_id_len;
+
+        if (sf_txn_put_order(txn, &o, err) != SF_OK) {
+            return SF_ERR_DB;
+        }
+    }
+    return SF_OK;
+}
+
+
 /* "campaigns" and "ad_pages": one set, checked as it comes */
 static int
 ctl_import_ads(ctl_import *im, const char *member, long index,
@@ -516,6 +576,7 @@ static const ctl_section ctl_sections[] = {
     { "ad_pages", ctl_import_ad_pages },
     { "profiles", ctl_import_profile },
     { "rules", ctl_import_rules },
+    { "orders", ctl_import_order },
     { NULL, NULL }
 };
 
@@ -658,7 +719,8 @@ ctl_is_profile_member(const char *s, size_t len)
 
 /*
  * The format from the first bytes: '[' an array; '{' whose first member
- * is a profile's a JSON lines file; any other object a document.
+ * is a profile's a JSON lines file (but "orders" holding an array begins
+ * a document); any other object a document.
  */
 static int
 ctl_detect_format(const char *p, size_t len)
@@ -699,6 +761,17 @@ ctl_detect_format(const char *p, size_t len)
     if (i < len && p[i] == '"'
         && ctl_is_profile_member(key, (size_t) (p + i - key)))
     {
+        if ((size_t) (p + i - key) == 6 && memcmp(key, "orders", 6) == 0) {
+            for (i++; i < len && (p[i] == ' ' || p[i] == ':'
+                                  || p[i] == '\t' || p[i] == '\r'
+                                  || p[i] == '\n'); i++)
+            {
+                /* skip */
+            }
+            if (i < len && p[i] == '[') {
+                return CTL_FMT_DOCUMENT;
+            }
+        }
         return CTL_FMT_JSONL;
     }
     return CTL_FMT_DOCUMENT;
@@ -858,6 +931,9 @@ ctl_put_experiments(ctl_writer *w, sf_txn *txn)
         }
         if (rc == SF_OK && im->ads) {
             rc = ctl_ads_import(txn, ctl_ads_collected(im->ads), &w->err);
+        }
+        if (rc == SF_OK) {
+            rc = ctl_put_orders(im, txn, &w->err);
         }
         ctl_pages_import_experiments(NULL, NULL, NULL, 0, 0, 1, NULL);
         free(recs);
@@ -1028,6 +1104,7 @@ ctl_import_free(ctl_import *im)
     free(im->slots);
     free(im->keys);
     sf_buf_free(&im->compiled);
+    sf_buf_free(&im->orders);
     sf_buf_free(&im->rules_json);
     for (x = 0; x < CTL_MAX_EXTRAS; x++) {
         sf_buf_free(&im->extra_json[x]);
@@ -1233,7 +1310,7 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
 
     /* experiments and rules: all or nothing, before any profile */
     if ((im.nrecs || im.have_rules || ctl_have_extras(&im) || im.ads
-         || opts.replace || (im.nkeys == 0 && !im.bad))
+         || im.norders || opts.replace || (im.nkeys == 0 && !im.bad))
         && ctl_write_txn(&w, 1, 0, 0) != SF_OK)
     {
         if (w.err.code == SF_ERR_INVALID
@@ -1310,6 +1387,11 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
     if (im.ads) {
         snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
                  "%sads", parts[0] ? ", " : "");
+    }
+    if (im.norders) {
+        ctl_plural(a, sizeof(a), im.norders, "order");
+        snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
+                 "%s%s", parts[0] ? ", " : "", a);
     }
     if (profiles) {
         ctl_plural(a, sizeof(a), end - w.start, "profile");

@@ -128,6 +128,10 @@ struct ctl_import {
     unsigned long     extra_line[CTL_MAX_EXTRAS];
     int               have_extra[CTL_MAX_EXTRAS];
 
+    /* "orders": applied events as exported, ctl_order_put records */
+    sf_buf            orders;
+    size_t            norders;
+
     /* rules */
     sf_rules          rules_base;   /* in force when the import began */
     sf_buf            rules_json;   /* the document's "rules", compact */

@@ -1524,6 +1524,111 @@ sf_txn_arm_counts(sf_txn *t, const char *key, size_t key_len,
 }
 
 
+/* The key of an order: user id, NUL, order id. */
+static size_t
+sf_order_key(char *key, const char *user, size_t user_len,
+    const char *order_id, size_t order_id_len)
+{
+    memcpy(key, user, user_len);
+    key[user_len] = '\0';
+    memcpy(key + user_len + 1, order_id, order_id_len);
+    return user_len + 1 + order_id_len;
+}
+
+
+int
+sf_snapshot_each_order(sf_snapshot *s, sf_order_cb cb, void *ctx,
+    sf_error *err)
+{
+    int              rc;
+    char            *nul;
+    MDB_val          k, v;
+    sf_order         order;
+    MDB_cursor      *c;
+    sf_order_record  o;
+
+    if (!s->db->have_dbs) {
+        return SF_OK;
+    }
+
+    rc = mdb_cursor_open(s->txn, s->db->orders, &c);
+    if (rc != 0) {
+        return sf_db_error(err, rc, s->db->path);
+    }
+
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    {
+        nul = memchr(k.mv_data, '\0', k.mv_size);
+        if (nul == NULL || v.mv_size != sizeof(order)) {
+            continue;       /* not written by this version: nothing to say */
+        }
+
+        memcpy(&order, v.mv_data, sizeof(order));
+
+        o.user = k.mv_data;
+        o.user_len = (size_t) (nul - (char *) k.mv_data);
+        o.order_id = nul + 1;
+        o.order_id_len = k.mv_size - o.user_len - 1;
+        o.info.type = (sf_event_type) order.type;
+        o.info.time = order.time;
+        o.info.amount = order.amount;
+        o.info.returned = order.returned;
+        o.info.points = order.points;
+
+        rc = cb(ctx, &o);
+        if (rc != 0) {
+            mdb_cursor_close(c);
+            return rc;
+        }
+    }
+
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? SF_OK : sf_db_error(err, rc, s->db->path);
+}
+
+
+int
+sf_txn_put_order(sf_txn *t, const sf_order_record *o, sf_error *err)
+{
+    int       rc;
+    char      key[256 + 1 + 128];
+    MDB_val   k, v;
+    sf_order  order;
+
+    if (o->user_len == 0 || o->user_len > 256 || o->order_id_len == 0
+        || o->order_id_len > 128)
+    {
+        return sf_error_set(err, SF_ERR_INVALID, "user or order id empty or "
+                            "too long");
+    }
+
+    memset(&order, 0, sizeof(order));
+    order.type = o->info.type;
+    order.time = o->info.time;
+    order.amount = o->info.amount;
+    order.returned = o->info.returned;
+    order.points = o->info.points;
+
+    k.mv_data = key;
+    k.mv_size = sf_order_key(key, o->user, o->user_len, o->order_id,
+                             o->order_id_len);
+    v.mv_data = &order;
+    v.mv_size = sizeof(order);
+
+    /* with the profiles it belongs to: the data generation moves */
+    t->decisions = 1;
+
+    rc = mdb_put(t->txn, t->db->orders, &k, &v, 0);
+    if (rc != 0) {
+        return sf_db_error(err, rc, "orders");
+    }
+
+    return SF_OK;
+}
+
+
 int
 sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
     sf_error *err)
@@ -1542,11 +1647,9 @@ sf_txn_apply_event(sf_txn *t, const sf_event *ev, sf_event_result *res,
         return sf_error_set(err, SF_ERR_INVALID, "user or order id too long");
     }
 
-    memcpy(key, ev->user, ev->user_len);
-    key[ev->user_len] = '\0';
-    memcpy(key + ev->user_len + 1, ev->order_id, ev->order_id_len);
     k.mv_data = key;
-    k.mv_size = ev->user_len + 1 + ev->order_id_len;
+    k.mv_size = sf_order_key(key, ev->user, ev->user_len, ev->order_id,
+                             ev->order_id_len);
 
     rc = mdb_get(t->txn, t->db->orders, &k, &v);
     if (rc != 0 && rc != MDB_NOTFOUND) {

@@ -528,6 +528,35 @@ typedef struct {
 int sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
     sf_error *err);
 
+/*
+ * An applied purchase or points event, kept under (user, order id) so that
+ * a repeat changes nothing and a return finds its purchase.  Exported and
+ * imported as
+ *   {"user":"u1","order_id":"o-9","type":"purchase",
+ *    "time":"2026-11-11T20:00:00Z","amount":120.5,"returned":20,
+ *    "points":120}
+ * Writing one changes no profile: the profile's aggregates already count
+ * it.
+ */
+typedef struct {
+    sf_event_type   type;         /* purchase or points */
+    int64_t         time;
+    double          amount;
+    double          returned;     /* > 0: returned (a purchase) */
+    double          points;       /* earned or adjusted */
+} sf_order_info;
+
+typedef struct {
+    const char     *user;
+    size_t          user_len;
+    const char     *order_id;
+    size_t          order_id_len;
+    sf_order_info   info;
+} sf_order_record;
+
+int sf_order_from_json(const sf_value *v, sf_order_record *o, sf_error *err);
+int sf_order_to_json(const sf_order_record *o, sf_buf *out);
+
 
 /* ---- experiment results ------------------------------------------------- */
 
@@ -1045,6 +1074,12 @@ int sf_txn_put_rules(sf_txn *txn, const sf_rules *rules, sf_error *err);
 /* Applies an event idempotently (by order id) in the transaction. */
 int sf_txn_apply_event(sf_txn *txn, const sf_event *ev, sf_event_result *res,
     sf_error *err);
+/* The applied events as they are kept (export), in (user, id) order. */
+typedef int (*sf_order_cb)(void *ctx, const sf_order_record *o);
+int sf_snapshot_each_order(sf_snapshot *s, sf_order_cb cb, void *ctx,
+    sf_error *err);
+/* Keeps an applied event as it is given (import): no profile changes. */
+int sf_txn_put_order(sf_txn *txn, const sf_order_record *o, sf_error *err);
 /* Stores a named checkpoint (import resumption), or reads it. */
 int sf_txn_put_meta(sf_txn *txn, const char *key, const void *val,
     size_t len, sf_error *err);

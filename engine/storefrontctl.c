@@ -108,8 +108,10 @@ static const ctl_command ctl_commands[] = {
       "export [--profiles | --jsonl] [FILE]\n"
       "      Write the import document to FILE (default standard output):\n"
       "      experiments and rules, and with --profiles every profile (one\n"
-      "      per line); --jsonl writes only the profiles, as JSON lines.\n"
-      "      Importing it gives the same state.\n" },
+      "      per line) and the applied events (\"orders\": a repeated\n"
+      "      event still changes nothing after an import elsewhere);\n"
+      "      --jsonl writes only the profiles, as JSON lines.  Importing it\n"
+      "      gives the same state.\n" },
     { "list", ctl_cmd_list,
       "list [--json]\n"
       "      One line per experiment: key, status, variations, weights,\n"

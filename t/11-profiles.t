@@ -2,8 +2,10 @@
 
 # storefrontctl and profiles: import (document member, JSON lines, array),
 # bad records, --skip-bad, --resume, events, RFM, rules and tiers, explain
-# with the profile and --now, export round trips.  Runs build/storefrontctl
-# (or $STOREFRONT_CTL) on temporary directories; no nginx needed.
+# with the profile and --now, export round trips (with the applied events:
+# a repeated event still counts once after an import elsewhere).  Runs
+# build/storefrontctl (or $STOREFRONT_CTL) on temporary directories; no
+# nginx needed.
 
 use strict;
 use warnings;
@@ -450,6 +452,74 @@ is(ctl('--db', "$tmp/rt2", 'export', '--jsonl')->{out}, $x2->{out},
    'JSON lines round trip');
 is(ctl('--db', $ddb, 'export', '--jsonl', '--profiles')->{code}, 2,
    '--jsonl and --profiles: usage error');
+
+# the applied events go with the profiles: a repeat still counts once
+my $odb = "$tmp/orders";
+for my $ev ([ 'purchase', '--order', 'o-1', '--amount', 100, '--time',
+              '2026-11-01' ],
+            [ 'purchase', '--order', 'o-2', '--amount', 50, '--time',
+              '2026-11-10' ],
+            [ 'return', '--order', 'o-1', '--amount', 30 ],
+            [ 'points', '--id', 'redeem-1', '--amount', -20 ]) {
+    my ($type, @rest) = @$ev;
+    $r = ctl('--db', $odb, '--now', $NOW, 'event', $type, '--user', 'olga',
+             @rest);
+    is($r->{code}, 0, "olga: $type applied") or diag $r->{err};
+}
+my $ox = ctl('--db', $odb, 'export', '--profiles');
+my $od = eval { $json->decode($ox->{out}) } || {};
+is_deeply([ map { "$_->{order_id} $_->{type} $_->{amount} $_->{returned} "
+                  . "$_->{points}" } @{ $od->{orders} || [] } ],
+          [ 'o-1 purchase 100 30 100', 'o-2 purchase 50 0 50',
+            'redeem-1 points -20 0 -20' ],
+          'export --profiles: the applied events, the return kept on its '
+          . 'purchase');
+my $odb2 = "$tmp/orders2";
+$r = ctl('--db', $odb2, 'import', spew('orders.json', $ox->{out}));
+like($r->{out}, qr/3 orders and 1 profile/, 'they import') or diag $r->{err};
+is(ctl('--db', $odb2, 'export', '--profiles')->{out}, $ox->{out},
+   '... export -> import -> export is identical');
+for my $ev ([ 'purchase', '--order', 'o-1', '--amount', 100 ],
+            [ 'return', '--order', 'o-1' ],
+            [ 'points', '--id', 'redeem-1', '--amount', -20 ]) {
+    $r = ctl('--db', $odb2, '--now', $NOW, 'event', @$ev[0], '--user', 'olga',
+             @$ev[1 .. $#$ev]);
+    like($r->{out}, qr/duplicate/, "after the import, $ev->[0] "
+         . "$ev->[2] again: duplicate");
+}
+for my $db ($odb, $odb2) {
+    $r = ctl('--db', $db, '--now', $NOW, 'event', 'return', '--user', 'olga',
+             '--order', 'o-2');
+    like($r->{out}, qr/applied, 50 points taken back/,
+         'a return finds its purchase, with its points');
+}
+is_deeply(profile($odb2, 'olga'), profile($odb, 'olga'),
+          '... the same profile on both sides');
+
+# bad orders: the file is refused, naming the line and the problem
+for my $bad (
+    [ { user => 'olga', order_id => 'x', type => 'return', time => 1,
+        amount => 1 }, qr/"type" must be "purchase" or "points"/ ],
+    [ { user => 'olga', order_id => 'x', type => 'purchase', time => 1,
+        amount => 10, returned => 11 }, qr/"returned" must be a number/ ],
+    [ { order_id => 'x', type => 'purchase', time => 1, amount => 1 },
+      qr/"user" must be a string/ ],
+    [ { user => 'olga', order_id => 'x', type => 'purchase', amount => 1 },
+      qr/"time" must be/ ],
+    [ { user => 'olga', order_id => 'x', type => 'purchase', time => 1,
+        amount => 1, coupon => 'y' }, qr/unknown member "coupon"/ ]) {
+    my ($order, $want) = @$bad;
+    my $f = spew('bad-orders.json', "{\"orders\": [\n"
+        . $json->encode({ user => 'olga', order_id => 'ok', type => 'purchase',
+                          time => 1, amount => 1 })
+        . ",\n" . $json->encode($order) . "\n]}\n");
+    $r = ctl('--db', $odb2, 'import', $f);
+    is($r->{code}, 1, 'bad order: exit 1');
+    like($r->{err}, qr/bad-orders\.json:3: orders\[1\]: $want/,
+         '... the line and the problem');
+}
+is(ctl('--db', $odb2, 'export', '--profiles')->{out} =~ tr/\n//,
+   $ox->{out} =~ tr/\n//, '... and nothing was imported');
 
 # ---- the map grows by itself; parallel reading --------------------------------
 
