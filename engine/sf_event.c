@@ -42,6 +42,33 @@ sf_event_string(const sf_value *obj, const char *name, const char **s,
 }
 
 
+/* A member not in known (NULL-terminated) is an error: a typo is not data. */
+static int
+sf_event_known_members(const sf_value *obj, const char *const *known,
+    sf_error *err)
+{
+    size_t              i;
+    const char *const  *k;
+
+    for (i = 0; i < obj->u.obj.n; i++) {
+        for (k = known; *k; k++) {
+            if (strlen(*k) == obj->u.obj.members[i].name_len
+                && memcmp(*k, obj->u.obj.members[i].name,
+                          obj->u.obj.members[i].name_len) == 0)
+            {
+                break;
+            }
+        }
+        if (*k == NULL) {
+            return sf_error_set(err, SF_ERR_INVALID, "unknown member \"%.64s\"",
+                                obj->u.obj.members[i].name);
+        }
+    }
+
+    return SF_OK;
+}
+
+
 int
 sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
     sf_error *err)
@@ -49,6 +76,9 @@ sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
     size_t           i, tlen;
     const char      *type;
     const sf_value  *m;
+
+    static const char  *known[] = { "type", "user", "order_id", "amount",
+                                    "time", "categories", NULL };
 
     memset(ev, 0, sizeof(*ev));
 
@@ -133,26 +163,7 @@ sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
         ev->categories = m;
     }
 
-    for (i = 0; i < v->u.obj.n; i++) {
-        static const char  *known[] = { "type", "user", "order_id", "amount",
-                                        "time", "categories", NULL };
-        const char        **k;
-
-        for (k = known; *k; k++) {
-            if (strlen(*k) == v->u.obj.members[i].name_len
-                && memcmp(*k, v->u.obj.members[i].name,
-                          v->u.obj.members[i].name_len) == 0)
-            {
-                break;
-            }
-        }
-        if (*k == NULL) {
-            return sf_error_set(err, SF_ERR_INVALID, "unknown member \"%.64s\"",
-                                v->u.obj.members[i].name);
-        }
-    }
-
-    return SF_OK;
+    return sf_event_known_members(v, known, err);
 }
 
 
@@ -161,7 +172,7 @@ sf_event_from_json(const sf_value *v, int64_t now, sf_event *ev,
 int
 sf_order_from_json(const sf_value *v, sf_order_record *o, sf_error *err)
 {
-    size_t           i, tlen;
+    size_t           tlen;
     const char      *type;
     const sf_value  *m;
 
@@ -236,24 +247,7 @@ sf_order_from_json(const sf_value *v, sf_order_record *o, sf_error *err)
     }
     o->info.points = m ? m->u.number : 0;
 
-    for (i = 0; i < v->u.obj.n; i++) {
-        const char  **k;
-
-        for (k = known; *k; k++) {
-            if (strlen(*k) == v->u.obj.members[i].name_len
-                && memcmp(*k, v->u.obj.members[i].name,
-                          v->u.obj.members[i].name_len) == 0)
-            {
-                break;
-            }
-        }
-        if (*k == NULL) {
-            return sf_error_set(err, SF_ERR_INVALID, "unknown member \"%.64s\"",
-                                v->u.obj.members[i].name);
-        }
-    }
-
-    return SF_OK;
+    return sf_event_known_members(v, known, err);
 }
 
 
