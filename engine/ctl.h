@@ -66,6 +66,10 @@ enum {
 typedef int (*ctl_option_handler)(void *ctx, int id, const char *value);
 
 int ctl_parse_time(const char *s, int64_t *out);
+/* Sets the string attribute NAME=VALUE in a growing array (explain's
+ * --attr); a repeated name replaces the earlier value. */
+int ctl_attr_set(sf_member **attrs, size_t *n, size_t *cap, const char *name,
+    size_t name_len, const char *value);
 int64_t ctl_now(const ctl_global *g);
 int ctl_parse_args(const char *cmd, int argc, char **argv, ctl_global *g,
     const ctl_option *opts, ctl_option_handler handler, void *ctx,

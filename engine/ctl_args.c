@@ -86,6 +86,43 @@ static const ctl_option ctl_global_options[] = {
 };
 
 
+int
+ctl_attr_set(sf_member **attrs, size_t *n, size_t *cap, const char *name,
+    size_t name_len, const char *value)
+{
+    size_t      i;
+    sf_member  *m;
+
+    for (i = 0; i < *n; i++) {
+        if ((*attrs)[i].name_len == name_len
+            && memcmp((*attrs)[i].name, name, name_len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == *n) {
+        if (*n == *cap) {
+            m = realloc(*attrs, (*cap ? *cap * 2 : 8) * sizeof(sf_member));
+            if (m == NULL) {
+                return ctl_nomem();
+            }
+            *attrs = m;
+            *cap = *cap ? *cap * 2 : 8;
+        }
+        (*n)++;
+    }
+
+    m = &(*attrs)[i];
+    m->name = name;
+    m->name_len = name_len;
+    m->value.type = SF_STRING;
+    m->value.u.str.p = value;
+    m->value.u.str.len = strlen(value);
+    return CTL_OK;
+}
+
+
 /* A time: unix seconds or ISO 8601 ("2026-11-11", "...T20:00:00+08:00"). */
 int
 ctl_parse_time(const char *s, int64_t *out)

@@ -24,44 +24,6 @@ typedef struct {
 } ctl_explain_opts;
 
 
-/* Sets an attribute; a repeated name replaces the earlier value. */
-static int
-ctl_explain_set_attr(ctl_explain_opts *o, const char *name, size_t name_len,
-    const char *value)
-{
-    size_t      i;
-    sf_member  *m;
-
-    for (i = 0; i < o->nattrs; i++) {
-        if (o->attrs[i].name_len == name_len
-            && memcmp(o->attrs[i].name, name, name_len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == o->nattrs) {
-        if (o->nattrs == o->cap) {
-            o->cap = o->cap ? o->cap * 2 : 8;
-            m = realloc(o->attrs, o->cap * sizeof(sf_member));
-            if (m == NULL) {
-                return ctl_nomem();
-            }
-            o->attrs = m;
-        }
-        o->nattrs++;
-    }
-
-    m = &o->attrs[i];
-    m->name = name;
-    m->name_len = name_len;
-    m->value.type = SF_STRING;
-    m->value.u.str.p = value;
-    m->value.u.str.len = strlen(value);
-    return CTL_OK;
-}
-
-
 static int
 ctl_explain_option(void *ctx, int id, const char *value)
 {
@@ -79,12 +41,13 @@ ctl_explain_option(void *ctx, int id, const char *value)
         /* the request URL, and the attribute "url" as at the edge */
         o->url = value;
         if (!o->url_attr) {
-            return ctl_explain_set_attr(o, "url", 3, value);
+            return ctl_attr_set(&o->attrs, &o->nattrs, &o->cap, "url", 3,
+                                value);
         }
         break;
     case OPT_USER:
         o->user = value;
-        return ctl_explain_set_attr(o, "id", 2, value);
+        return ctl_attr_set(&o->attrs, &o->nattrs, &o->cap, "id", 2, value);
     case OPT_ATTR:
         eq = strchr(value, '=');
         if (eq == NULL || eq == value) {
@@ -94,7 +57,8 @@ ctl_explain_option(void *ctx, int id, const char *value)
         if (eq - value == 3 && memcmp(value, "url", 3) == 0) {
             o->url_attr = 1;
         }
-        return ctl_explain_set_attr(o, value, (size_t) (eq - value), eq + 1);
+        return ctl_attr_set(&o->attrs, &o->nattrs, &o->cap, value,
+                            (size_t) (eq - value), eq + 1);
     }
     return CTL_OK;
 }

@@ -21,7 +21,6 @@
 
 
 #define CTL_PAGES_MAX_EXPERIMENTS  4096
-#define CTL_PAGES_MAX_ATTRS        64
 
 
 /* ---- import ------------------------------------------------------------- */
@@ -411,62 +410,10 @@ typedef struct {
     int          json;
     int64_t      now;
     int          now_set;
-    sf_member    attrs[CTL_PAGES_MAX_ATTRS];
+    sf_member   *attrs;
     size_t       nattrs;
+    size_t       cap;
 } ctl_pages_opts;
-
-
-static int
-ctl_pages_set_attr(ctl_pages_opts *o, const char *name, size_t name_len,
-    const char *value)
-{
-    size_t  i;
-
-    for (i = 0; i < o->nattrs; i++) {
-        if (o->attrs[i].name_len == name_len
-            && memcmp(o->attrs[i].name, name, name_len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == o->nattrs) {
-        if (o->nattrs == CTL_PAGES_MAX_ATTRS) {
-            return ctl_usage_err("explain: too many attributes (at most %d)",
-                                 CTL_PAGES_MAX_ATTRS);
-        }
-        o->nattrs++;
-    }
-
-    o->attrs[i].name = name;
-    o->attrs[i].name_len = name_len;
-    o->attrs[i].value.type = SF_STRING;
-    o->attrs[i].value.u.str.p = value;
-    o->attrs[i].value.u.str.len = strlen(value);
-    return CTL_OK;
-}
-
-
-static int
-ctl_pages_parse_now(const char *s, int64_t *out)
-{
-    char      *end;
-    sf_value   v;
-
-    if (*s >= '0' && *s <= '9') {
-        errno = 0;
-        v.u.number = strtod(s, &end);
-        if (errno == 0 && *end == '\0') {
-            v.type = SF_NUMBER;
-            return sf_parse_time(&v, out);
-        }
-    }
-
-    v.type = SF_STRING;
-    v.u.str.p = s;
-    v.u.str.len = strlen(s);
-    return sf_parse_time(&v, out);
-}
 
 
 static int
@@ -528,7 +475,7 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
 
         } else if (CTL_PAGES_IS("user")) {
             o->user = value;
-            rc = ctl_pages_set_attr(o, "id", 2, value);
+            rc = ctl_attr_set(&o->attrs, &o->nattrs, &o->cap, "id", 2, value);
             if (rc != CTL_OK) {
                 return rc;
             }
@@ -539,7 +486,8 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
                 return ctl_usage_err("explain: --attr needs NAME=VALUE, "
                                      "got \"%s\"", value);
             }
-            rc = ctl_pages_set_attr(o, value, (size_t) (eq - value), eq + 1);
+            rc = ctl_attr_set(&o->attrs, &o->nattrs, &o->cap, value,
+                              (size_t) (eq - value), eq + 1);
             if (rc != CTL_OK) {
                 return rc;
             }
@@ -551,7 +499,7 @@ ctl_pages_parse(ctl_pages_opts *o, int argc, char **argv)
             o->db = value;
 
         } else {
-            if (ctl_pages_parse_now(value, &o->now) != SF_OK) {
+            if (ctl_parse_time(value, &o->now) != 0) {
                 return ctl_usage_err("explain: invalid time \"%s\" (unix "
                                      "seconds or ISO 8601)", value);
             }
@@ -893,13 +841,14 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     o.db = db_path;
 
     rc = ctl_pages_parse(&o, argc, argv);
-    if (rc != CTL_OK) {
-        return rc;
-    }
     /* not ctl_need_db: "use", not "give" */
-    if (o.db == NULL || o.db[0] == '\0') {
-        return ctl_usage_err("explain: no database: use --db DIR or set "
-                             "STOREFRONT_DB");
+    if (rc == CTL_OK && (o.db == NULL || o.db[0] == '\0')) {
+        rc = ctl_usage_err("explain: no database: use --db DIR or set "
+                           "STOREFRONT_DB");
+    }
+    if (rc != CTL_OK) {
+        free(o.attrs);
+        return rc;
     }
     if (!o.now_set) {
         o.now = (int64_t) time(NULL);
@@ -1068,6 +1017,7 @@ done:
     sf_buf_free(&out);
     sf_buf_free(&variants);
     sf_arena_destroy(arena);
+    free(o.attrs);
     free(as);
     free(pd);
     return ret;
