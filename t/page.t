@@ -496,6 +496,9 @@ is(echo_of(get('/plain', 'gold1'))->{layout}, '',
     'storefront off: no decision, no header');
 $e = echo_of(get('/redir', 'baby1'));
 is($e->{layout}, 'home-baby', 'decided in a location named after try_files');
+$e = echo_of(get('/redir', 'baby1'));
+is($e->{layout}, 'home-baby', '... again, the facts kept from a cached '
+    . 'decision');
 
 # ---- the assembled page -----------------------------------------------------------
 
