@@ -853,6 +853,7 @@ sf_profile_attributes(const sf_profile *p, const sf_derived *d,
     const sf_value *request_attributes, sf_alloc_fn alloc, void *alloc_ctx,
     sf_value *out)
 {
+    char       *rfm;
     size_t      i, n, max, nreq, nprof;
     sf_value    prof, *cats;
     sf_member  *m, *cm;
@@ -874,13 +875,16 @@ sf_profile_attributes(const sf_profile *p, const sf_derived *d,
     m = alloc(alloc_ctx, max * sizeof(sf_member));
     cm = alloc(alloc_ctx, (p->ncategories ? p->ncategories : 1)
                           * sizeof(sf_member));
-    if (m == NULL || cm == NULL) {
+    /* the code lives in *d, which the caller may not keep */
+    rfm = alloc(alloc_ctx, sizeof(d->rfm));
+    if (m == NULL || cm == NULL || rfm == NULL) {
         return SF_ERR_NOMEM;
     }
+    memcpy(rfm, d->rfm, sizeof(d->rfm));
 
     n = 0;
     sf_attr_string(&m[n++], "segment", d->segment);
-    sf_attr_string(&m[n++], "rfm", d->rfm);
+    sf_attr_string(&m[n++], "rfm", rfm);
     sf_attr_number(&m[n++], "rfm_r", d->r);
     sf_attr_number(&m[n++], "rfm_f", d->f);
     sf_attr_number(&m[n++], "rfm_m", d->m);

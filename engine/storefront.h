@@ -493,7 +493,9 @@ void sf_profile_derive(const sf_profile *p, const sf_rules *rules,
 /*
  * The attributes targeting conditions see: the computed values (segment,
  * rfm, lifecycle, tier, points, orders, ...), then the request's own
- * attributes, then the profile's attributes for names not taken.
+ * attributes, then the profile's attributes for names not taken.  The
+ * object points into the profile's record, the rules and memory from
+ * alloc, never into *p or *d: they need not outlive the call.
  */
 int sf_profile_attributes(const sf_profile *p, const sf_derived *d,
     const sf_value *request_attributes, sf_alloc_fn alloc, void *alloc_ctx,

@@ -30,6 +30,8 @@ my @experiments = (
     { key => 'repeat', variations => [ 0, 1 ],
       condition => { orders => { '$gte' => 2 } } },
     { key => 'everyone', variations => [ 0, 1 ] },
+    { key => 'rfm_coded', variations => [ 0, 1 ],
+      condition => { rfm => '534', rfm_r => 5 } },
 );
 
 my $t = Storefront::Test->new;
@@ -322,6 +324,8 @@ is($e->{segment}, 'loyal', '... segment "loyal"');
 is($e->{lifecycle}, 'active', '... lifecycle "active"');
 is($e->{tier}, 'silver', '... tier silver from its 365-day spend');
 ok(!exists $r->variants->{gold_price}, '... not in the gold-only test');
+ok(exists $r->variants->{rfm_coded},
+   '... in a test targeted at the RFM code "534" and R 5');
 
 $t->stop;
 
