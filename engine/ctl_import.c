@@ -1235,7 +1235,9 @@ ctl_cmd_import(ctl_global *g, int argc, char **argv, char **pos)
         ctl_import_baseline(g, &im, &removed);
     }
 
-    qsort(im.recs, im.nrecs, sizeof(ctl_record), ctl_record_cmp);
+    if (im.nrecs > 1) {
+        qsort(im.recs, im.nrecs, sizeof(ctl_record), ctl_record_cmp);
+    }
 
     /* ---- write ---- */
 

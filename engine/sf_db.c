@@ -2086,7 +2086,9 @@ sf_db_kv_each(sf_db *db, sf_store store, const void *prefix, size_t plen,
          rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
     {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
+        if (k.mv_size < plen
+            || (plen && memcmp(k.mv_data, prefix, plen) != 0))
+        {
             break;
         }
         cbrc = cb(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);

@@ -64,6 +64,24 @@ event(sf_db *db, const char *text, sf_event_result *res, sf_error *err)
 }
 
 
+/*
+ * The profile and what is derived from it point into the snapshot (the
+ * record, the rules), as in a request: the snapshot is kept until the
+ * next lookup, or lookup_end() before the database is closed.
+ */
+static sf_snapshot  *lookup_snapshot;
+
+static void
+lookup_end(void)
+{
+    if (lookup_snapshot != NULL) {
+        sf_snapshot_reset(lookup_snapshot);
+        sf_snapshot_free(lookup_snapshot);
+        lookup_snapshot = NULL;
+    }
+}
+
+
 static void
 lookup(sf_db *db, const char *id, int64_t now, sf_profile *p, sf_derived *d)
 {
@@ -71,13 +89,14 @@ lookup(sf_db *db, const char *id, int64_t now, sf_profile *p, sf_derived *d)
     sf_snapshot     *s;
     const sf_rules  *rules;
 
-    sf_snapshot_create(db, &s, &err);
+    lookup_end();
+    sf_snapshot_create(db, &lookup_snapshot, &err);
+    s = lookup_snapshot;
+
     sf_snapshot_renew(s, &err);
     sf_snapshot_get_profile(s, id, strlen(id), p, &err);
     sf_snapshot_rules(s, &rules, &err);
     sf_profile_derive(p, rules, now, d);
-    sf_snapshot_reset(s);
-    sf_snapshot_free(s);
 }
 
 
@@ -380,6 +399,7 @@ test_events(void)
                "categories by path");
     }
 
+    lookup_end();
     sf_db_close(db);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) { /* best effort */ }
