@@ -62,7 +62,9 @@ ngx_http_storefront_request_body(ngx_http_request_t *r, ngx_str_t *body)
             b = cl->buf;
 
             if (!b->in_file) {
-                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+                if (b->last > b->pos) {     /* an empty body has no buffer */
+                    p = ngx_cpymem(p, b->pos, b->last - b->pos);
+                }
                 continue;
             }
 

@@ -578,7 +578,10 @@ ngx_http_storefront_page_copy(ngx_http_request_t *r,
 
         m[i].ad_slot.data = p;
         m[i].ad_slot.len = sm->ad_slot ? sm->ad_slot_len : 0;
-        p = ngx_cpymem(p, sm->ad_slot, m[i].ad_slot.len);
+
+        if (m[i].ad_slot.len) {
+            p = ngx_cpymem(p, sm->ad_slot, m[i].ad_slot.len);
+        }
     }
 
     /*
