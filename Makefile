@@ -29,6 +29,8 @@ BENCH_BINS  := $(patsubst engine/bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 CTL         := $(if $(wildcard engine/storefrontctl.c),$(B)/storefrontctl)
 
 # nginx module against Debian's nginx-dev (configure scripts + headers).
+# NGX_CC_OPT / NGX_LD_OPT: extra compiler and linker options for it (the
+# sanitizer build, scripts/test_asan.sh).
 NGX_DEV     ?= /usr/share/nginx/src
 NGX_SRC     := $(B)/nginx-src
 NGX_BUILD   := $(CURDIR)/$(B)/nginx
@@ -104,6 +106,8 @@ $(B)/nginx/Makefile: config $(NGX_SRC)/configure $(B)/module-sources
 	@echo "configuring nginx module build (log: $(B)/nginx-configure.log)"
 	@$(NGX_LOCK) bash -c 'cd $(NGX_SRC) && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        $(if $(NGX_CC_OPT),--with-cc-opt="$(NGX_CC_OPT)") \
+	        $(if $(NGX_LD_OPT),--with-ld-opt="$(NGX_LD_OPT)") \
 	        --add-dynamic-module=$(CURDIR) --builddir=$(NGX_BUILD)' \
 	        > $(B)/nginx-configure.log 2>&1 || \
 	    { tail -n 30 $(B)/nginx-configure.log >&2; exit 1; }

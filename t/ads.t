@@ -344,12 +344,12 @@ sub sig {
 
 # ---- time: every cap unit rolls, cool-down, flight, daypart ------------------
 
-my $lib = faketime_lib();
+my $lib = Storefront::Test::faketime_lib();
 
 my %served;     # impressions seen in responses, by campaign
 
 SKIP: {
-    skip 'libfaketime is not installed and cannot be installed', 61
+    skip $Storefront::Test::why, 61
         unless $lib;
 
     $t->write_config(config(1, 'cache'));
@@ -808,27 +808,3 @@ my (undef, $after) = $t->ctl('export');
 is($after, $before, '... and nothing was written');
 
 done_testing;
-
-
-# The preload library of libfaketime; installs the Debian package
-# "faketime" when missing and allowed (root, apt-get).
-sub faketime_lib {
-    my @glob = ('/usr/lib/*/faketime/libfaketime.so.1',
-        '/usr/lib/faketime/libfaketime.so.1',
-        '/usr/local/lib/faketime/libfaketime.so.1');
-    my ($lib) = grep { -f } map { glob } @glob;
-    return $lib if $lib;
-    return undef if $> != 0 || !-x '/usr/bin/apt-get';
-
-    diag('installing the faketime package');
-    local $ENV{DEBIAN_FRONTEND} = 'noninteractive';
-    my ($code) = Storefront::Test::run_cmd('/usr/bin/apt-get', 'install',
-        '-y', '-qq', '--no-install-recommends', 'faketime');
-    if ($code != 0) {
-        Storefront::Test::run_cmd('/usr/bin/apt-get', 'update', '-qq');
-        ($code) = Storefront::Test::run_cmd('/usr/bin/apt-get', 'install',
-            '-y', '-qq', '--no-install-recommends', 'faketime');
-    }
-    ($lib) = grep { -f } map { glob } @glob;
-    return $lib;
-}

@@ -650,12 +650,10 @@ $t->stop;
 
 # ---- the promotion day, with the clock moved --------------------------------
 
-my $lib = (grep { -f } map { glob } '/usr/lib/*/faketime/libfaketime.so.1',
-    '/usr/lib/faketime/libfaketime.so.1')[0];
+my $lib = Storefront::Test::faketime_lib();
 
 SKIP: {
-    skip 'libfaketime is not installed (Debian package faketime)', 4
-        unless $lib;
+    skip $Storefront::Test::why, 4 unless $lib;
 
     {
         local $ENV{LD_PRELOAD} = $lib;

@@ -331,10 +331,10 @@ $t->stop;
 
 # ---- recency ageing with a moved clock -------------------------------------
 
-my $lib = faketime_lib();
+my $lib = Storefront::Test::faketime_lib();
 
 SKIP: {
-    skip 'libfaketime is not installed and cannot be installed', 12
+    skip $Storefront::Test::why, 12
         unless $lib;
 
     {
@@ -370,27 +370,3 @@ SKIP: {
 }
 
 done_testing;
-
-
-# The preload library of libfaketime; installs the Debian package
-# "faketime" when missing and allowed (root, apt-get).
-sub faketime_lib {
-    my @glob = ('/usr/lib/*/faketime/libfaketime.so.1',
-        '/usr/lib/faketime/libfaketime.so.1',
-        '/usr/local/lib/faketime/libfaketime.so.1');
-    my ($lib) = grep { -f } map { glob } @glob;
-    return $lib if $lib;
-    return undef if $> != 0 || !-x '/usr/bin/apt-get';
-
-    diag('installing the faketime package');
-    local $ENV{DEBIAN_FRONTEND} = 'noninteractive';
-    my ($code) = Storefront::Test::run_cmd('/usr/bin/apt-get', 'install',
-        '-y', '-qq', '--no-install-recommends', 'faketime');
-    if ($code != 0) {
-        Storefront::Test::run_cmd('/usr/bin/apt-get', 'update', '-qq');
-        ($code) = Storefront::Test::run_cmd('/usr/bin/apt-get', 'install',
-            '-y', '-qq', '--no-install-recommends', 'faketime');
-    }
-    ($lib) = grep { -f } map { glob } @glob;
-    return $lib;
-}

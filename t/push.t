@@ -102,20 +102,10 @@ sub epoch_of {
 
 # libfaketime, and the environment that makes nginx read the time from
 # a file (the variables are kept for the workers by "env").
-my $FAKELIB = (grep { -f } map { "$_/faketime/libfaketime.so.1" }
-    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
-    '/usr/lib64', '/usr/lib')[0];
-if (!$FAKELIB && $> == 0 && -x '/usr/bin/apt-get') {
-    note('installing faketime');
-    Storefront::Test::run_cmd('/usr/bin/env', 'DEBIAN_FRONTEND=noninteractive',
-        'apt-get', 'install', '-y', '-qq', 'faketime');
-    $FAKELIB = (grep { -f } map { "$_/faketime/libfaketime.so.1" }
-        '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
-        '/usr/lib64', '/usr/lib')[0];
-}
+my $FAKELIB = Storefront::Test::faketime_lib();
 my $FAKE = defined $FAKELIB;
-diag('libfaketime not found (apt-get install faketime): the tests that '
-    . 'move the clock are skipped') unless $FAKE;
+diag("$Storefront::Test::why: the tests that move the clock are skipped")
+    unless $FAKE;
 
 sub set_time {
     my ($when) = @_;

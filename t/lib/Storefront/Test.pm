@@ -19,7 +19,8 @@ package Storefront::Test;
 #
 # Environment: STOREFRONT_NGINX (nginx binary), STOREFRONT_MODULE (.so),
 # STOREFRONT_CTL (storefrontctl), STOREFRONT_TEST_KEEP=1 keeps the prefix,
-# STOREFRONT_TEST_VERBOSE=1 prints the error log on stop.
+# STOREFRONT_TEST_VERBOSE=1 prints the error log on stop,
+# STOREFRONT_NO_FAKETIME=1 skips the tests that move nginx's clock.
 
 use strict;
 use warnings;
@@ -46,6 +47,8 @@ our $NGINX = $ENV{STOREFRONT_NGINX} // '/usr/sbin/nginx';
 our $MODULE = $ENV{STOREFRONT_MODULE}
     // "$REPO/build/nginx/ngx_http_storefront_module.so";
 our $CTL = $ENV{STOREFRONT_CTL} // "$REPO/build/storefrontctl";
+our $why;          # why faketime_lib() found none
+our $current;      # the last harness made: where a crash is looked for
 
 my @LIVE;    # instances with a running nginx, stopped in END
 
@@ -71,6 +74,7 @@ sub new {
     }, $class;
 
     mkdir $self->db_dir or croak "mkdir: $!";
+    $current = $self;
     return $self;
 }
 
@@ -412,7 +416,9 @@ sub bad_log_lines {
     for my $f ('error.log', 'stderr.log') {
         my $text = $self->read_file($f) // next;
         for my $line (split /\n/, $text) {
-            next unless $line =~ /\[(?:alert|crit|emerg)\]/;
+            # a sanitizer's report (scripts/test_asan.sh) is as bad
+            next unless $line =~ /\[(?:alert|crit|emerg)\]
+                                  |runtime\ error:|AddressSanitizer/x;
             next if grep { $line =~ $_ } @{ $self->{allow} };
             push @bad, $line;
         }
@@ -423,8 +429,20 @@ sub bad_log_lines {
 sub check_log {
     my ($self) = @_;
     my @bad = $self->bad_log_lines;
-    ok(!@bad, 'no alert, crit or emerg in the error log')
+    ok(!@bad, 'no alert, crit, emerg or sanitizer report in the error log')
         or diag(join "\n", @bad[0 .. ($#bad < 19 ? $#bad : 19)]);
+}
+
+# What a crashed worker left in the error log (a signal, a sanitizer's
+# report), to say why a request got no response.
+sub crash_lines {
+    my ($self) = @_;
+    my $text = $self->read_file('error.log') // return '';
+    my @l = grep {
+        /exited on signal|AddressSanitizer|runtime error:|SUMMARY|^\s+#\d+ 0x/
+    } split /\n/, $text;
+    @l = @l[0 .. 29] if @l > 30;
+    return @l ? "\n" . join("\n", @l) : '';
 }
 
 sub log_tail {
@@ -457,6 +475,36 @@ END {
 }
 
 # ---- commands --------------------------------------------------------------
+
+# libfaketime, to move nginx's clock (Debian package faketime, installed
+# when missing and root may): its path, or undef with the reason in $why.
+sub faketime_lib {
+    my @glob = ('/usr/lib/*/faketime/libfaketime.so.1',
+        '/usr/lib64/faketime/libfaketime.so.1',
+        '/usr/lib/faketime/libfaketime.so.1',
+        '/usr/local/lib/faketime/libfaketime.so.1');
+    $why = 'STOREFRONT_NO_FAKETIME is set';
+    return undef if $ENV{STOREFRONT_NO_FAKETIME};
+
+    my ($lib) = grep { -f } map { glob } @glob;
+    return $lib if $lib;
+
+    $why = 'libfaketime is not installed (Debian package faketime)';
+    return undef if $> != 0 || !-x '/usr/bin/apt-get';
+
+    Test::More::diag('installing the faketime package');
+    local $ENV{DEBIAN_FRONTEND} = 'noninteractive';
+    my ($code) = run_cmd('/usr/bin/apt-get', 'install', '-y', '-qq',
+        '--no-install-recommends', 'faketime');
+    if ($code != 0) {
+        run_cmd('/usr/bin/apt-get', 'update', '-qq');
+        run_cmd('/usr/bin/apt-get', 'install', '-y', '-qq',
+            '--no-install-recommends', 'faketime');
+    }
+    ($lib) = grep { -f } map { glob } @glob;
+    $why = 'libfaketime is not installed and cannot be installed';
+    return $lib;
+}
 
 # Runs a command without a shell; returns (exit code, stdout, stderr).
 # stdin is the given string or /dev/null.
@@ -786,7 +834,10 @@ sub request {
         }
         # the server closed a kept-alive connection: retry once
         $self->close;
-        croak "no response for $uri" if $attempt == 2;
+        croak "no response for $uri"
+            . ($Storefront::Test::current
+               ? $Storefront::Test::current->crash_lines : '')
+            if $attempt == 2;
     }
 }
 
