@@ -701,14 +701,9 @@ ctl_peeked_close(void *cookie)
 static int
 ctl_is_profile_member(const char *s, size_t len)
 {
-    static const char  *names[] = {
-        "id", "attributes", "first_seen", "first_order", "last_order",
-        "orders", "returns", "monetary", "spend_365", "points",
-        "categories", "tz_offset", "quiet_hours", "opt_out", NULL
-    };
-    const char        **n;
+    const char *const  *n;
 
-    for (n = names; *n; n++) {
+    for (n = sf_profile_members; *n; n++) {
         if (strlen(*n) == len && memcmp(*n, s, len) == 0) {
             return 1;
         }

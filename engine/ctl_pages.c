@@ -915,15 +915,9 @@ ctl_pages_command(const char *db_path, int argc, char **argv)
     attrs.u.obj.members = m;
     attrs.u.obj.n = n;
 
-    sf_profile_init(&p);
-    if (sf_snapshot_rules(snap, &rules, &err) != SF_OK
-        || (o.user && sf_snapshot_get_profile(snap, o.user, strlen(o.user),
-                                              &p, &err) != SF_OK))
-    {
-        ctl_err("%s: %s", o.db, err.msg);
+    if (ctl_lookup(&g, snap, o.user, o.now, &p, &d, &rules) != CTL_OK) {
         goto done;
     }
-    sf_profile_derive(&p, rules, o.now, &d);
 
     if (sf_profile_attributes(&p, &d, &attrs, ctl_arena_alloc, arena, &seen)
         != SF_OK)

@@ -42,27 +42,17 @@ sf_event_string(const sf_value *obj, const char *name, const char **s,
 }
 
 
-/* A member not in known (NULL-terminated) is an error: a typo is not data. */
+/* An unknown member is an error: a typo is not data. */
 static int
 sf_event_known_members(const sf_value *obj, const char *const *known,
     sf_error *err)
 {
-    size_t              i;
-    const char *const  *k;
+    const char  *name;
 
-    for (i = 0; i < obj->u.obj.n; i++) {
-        for (k = known; *k; k++) {
-            if (strlen(*k) == obj->u.obj.members[i].name_len
-                && memcmp(*k, obj->u.obj.members[i].name,
-                          obj->u.obj.members[i].name_len) == 0)
-            {
-                break;
-            }
-        }
-        if (*k == NULL) {
-            return sf_error_set(err, SF_ERR_INVALID, "unknown member \"%.64s\"",
-                                obj->u.obj.members[i].name);
-        }
+    name = sf_value_unknown_member(obj, known);
+    if (name != NULL) {
+        return sf_error_set(err, SF_ERR_INVALID, "unknown member \"%.64s\"",
+                            name);
     }
 
     return SF_OK;

@@ -40,6 +40,30 @@ sf_value_member(const sf_value *obj, const char *name, size_t name_len)
 }
 
 
+const char *
+sf_value_unknown_member(const sf_value *obj, const char *const *known)
+{
+    size_t              i;
+    const char *const  *k;
+
+    for (i = 0; i < obj->u.obj.n; i++) {
+        for (k = known; *k; k++) {
+            if (strlen(*k) == obj->u.obj.members[i].name_len
+                && memcmp(*k, obj->u.obj.members[i].name,
+                          obj->u.obj.members[i].name_len) == 0)
+            {
+                break;
+            }
+        }
+        if (*k == NULL) {
+            return obj->u.obj.members[i].name;
+        }
+    }
+
+    return NULL;
+}
+
+
 const sf_value *
 sf_value_path(const sf_value *obj, const char *path, size_t path_len)
 {

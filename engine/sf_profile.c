@@ -429,6 +429,13 @@ sf_profile_time(const sf_value *obj, const char *name, int64_t *out)
 }
 
 
+const char *const  sf_profile_members[] = {
+    "id", "attributes", "first_seen", "first_order", "last_order",
+    "orders", "returns", "monetary", "spend_365", "points",
+    "categories", "tz_offset", "quiet_hours", "opt_out", NULL
+};
+
+
 int
 sf_profile_compile(const sf_value *obj, int64_t now, sf_buf *out,
     const char **idp, size_t *id_len, sf_error *err)
@@ -440,7 +447,7 @@ sf_profile_compile(const sf_value *obj, int64_t now, sf_buf *out,
     sf_buf           attrs, opt;
     uint16_t         qs, qe;
     sf_profile       p;
-    const char      *id;
+    const char      *id, *unknown;
     const sf_value  *v, *m;
 
     (void) now;
@@ -612,28 +619,11 @@ sf_profile_compile(const sf_value *obj, int64_t now, sf_buf *out,
     p.attributes_len = attrs.len;
 
     /* unknown members are refused: a typo must not load silently */
-    for (i = 0; i < obj->u.obj.n; i++) {
-        static const char  *known[] = {
-            "id", "attributes", "first_seen", "first_order", "last_order",
-            "orders", "returns", "monetary", "spend_365", "points",
-            "categories", "tz_offset", "quiet_hours", "opt_out", NULL
-        };
-        const char  **k;
-
-        for (k = known; *k; k++) {
-            if (strlen(*k) == obj->u.obj.members[i].name_len
-                && memcmp(*k, obj->u.obj.members[i].name,
-                          obj->u.obj.members[i].name_len) == 0)
-            {
-                break;
-            }
-        }
-        if (*k == NULL) {
-            snprintf(msg, sizeof(msg), "unknown member \"%.64s\"",
-                     obj->u.obj.members[i].name);
-            rc = sf_profile_fail(err, id, *id_len, msg);
-            goto done;
-        }
+    unknown = sf_value_unknown_member(obj, sf_profile_members);
+    if (unknown != NULL) {
+        snprintf(msg, sizeof(msg), "unknown member \"%.64s\"", unknown);
+        rc = sf_profile_fail(err, id, *id_len, msg);
+        goto done;
     }
 
     rc = sf_profile_encode(&p, out);

@@ -132,6 +132,10 @@ struct sf_member {
 /* Member of an object by name, NULL if absent or obj is not an object. */
 const sf_value *sf_value_member(const sf_value *obj, const char *name,
     size_t name_len);
+/* The first member of obj whose name is not in known (NULL-terminated),
+ * or NULL: input objects refuse unknown members, a typo is not data. */
+const char *sf_value_unknown_member(const sf_value *obj,
+    const char *const *known);
 /* Member by dotted path ("a.b.c"), as GrowthBook's getPath. */
 const sf_value *sf_value_path(const sf_value *obj, const char *path,
     size_t path_len);
@@ -474,6 +478,8 @@ typedef struct {
 } sf_derived;
 
 void sf_profile_init(sf_profile *p);     /* a visitor without a profile */
+/* The members a profile object may have (NULL-terminated). */
+extern const char *const  sf_profile_members[];
 /* Builds a profile record from an import object {"id": ..., ...}. */
 int sf_profile_compile(const sf_value *obj, int64_t now, sf_buf *out,
     const char **id, size_t *id_len, sf_error *err);
