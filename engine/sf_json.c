@@ -764,16 +764,10 @@ done:
 }
 
 
-/*
- * The file is fed to yajl one line at a time (long lines in chunks), so
- * that callbacks know the line they are on and errors can name a line and
- * a column.
- */
-int
-sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
-    sf_progress_cb progress, void *ctx, sf_error *err)
+/* A builder on an arena of its own and a read buffer, for one stream. */
+static int
+sf_json_stream_begin(sf_json_builder **jbp, char **chunkp, sf_error *err)
 {
-    int               rc;
     char             *chunk;
     sf_arena         *a;
     sf_json_builder  *jb;
@@ -790,16 +784,48 @@ sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
     }
 
     sf_json_builder_init(jb, a, err);
+    *jbp = jb;
+    *chunkp = chunk;
+    return SF_OK;
+}
+
+
+static void
+sf_json_stream_end(sf_json_builder *jb, char *chunk)
+{
+    sf_arena  *a = jb->arena;
+
+    sf_json_builder_free(jb);
+    free(jb);
+    free(chunk);
+    sf_arena_destroy(a);
+}
+
+
+/*
+ * The file is fed to yajl one line at a time (long lines in chunks), so
+ * that callbacks know the line they are on and errors can name a line and
+ * a column.
+ */
+int
+sf_json_stream_file(FILE *f, const char *filename, sf_json_element_cb cb,
+    sf_progress_cb progress, void *ctx, sf_error *err)
+{
+    int               rc;
+    char             *chunk;
+    sf_json_builder  *jb;
+
+    if (sf_json_stream_begin(&jb, &chunk, err) != SF_OK) {
+        return SF_ERR_NOMEM;
+    }
+
     jb->state = SF_JS_START;
     jb->cb = cb;
     jb->ctx = ctx;
 
     rc = sf_json_feed(f, filename, jb, chunk, progress, ctx, err);
 
-    sf_json_builder_free(jb);
-    free(jb);
-    free(chunk);
-    sf_arena_destroy(a);
+    sf_json_stream_end(jb, chunk);
     return rc;
 }
 
@@ -1026,21 +1052,12 @@ sf_json_stream_values(FILE *f, const char *filename,
 {
     int               rc;
     char             *chunk;
-    sf_arena         *a;
     sf_json_builder  *jb;
 
-    chunk = malloc(SF_JSON_CHUNK);
-    jb = malloc(sizeof(sf_json_builder));
-    a = sf_arena_create(0);
-
-    if (chunk == NULL || jb == NULL || a == NULL) {
-        free(chunk);
-        free(jb);
-        sf_arena_destroy(a);
-        return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+    if (sf_json_stream_begin(&jb, &chunk, err) != SF_OK) {
+        return SF_ERR_NOMEM;
     }
 
-    sf_json_builder_init(jb, a, err);
     jb->values = 1;
     jb->cb = cb;
     jb->ctx = ctx;
@@ -1059,10 +1076,7 @@ sf_json_stream_values(FILE *f, const char *filename,
         rc = sf_json_feed(f, filename, jb, chunk, o->progress, ctx, err);
     }
 
-    sf_json_builder_free(jb);
-    free(jb);
-    free(chunk);
-    sf_arena_destroy(a);
+    sf_json_stream_end(jb, chunk);
     return rc;
 }
 
