@@ -433,7 +433,7 @@ static int
 ctl_event_file(ctl_global *g, ctl_event_opts *o)
 {
     int                  rc, format, ret;
-    size_t               i, j, to, applied, dups, skipped, batch;
+    size_t               i, j, to, applied, dups, batch;
     uint64_t             committed;
     double               points;
     char                 a[32];
@@ -511,7 +511,7 @@ ctl_event_file(ctl_global *g, ctl_event_opts *o)
     }
 
     batch = o->batch ? o->batch : 1000;
-    applied = dups = skipped = 0;
+    applied = dups = 0;
     committed = 0;
     points = 0;
 
@@ -594,7 +594,6 @@ ctl_event_file(ctl_global *g, ctl_event_opts *o)
 
         applied += b_applied;
         dups += b_dups;
-        skipped += b_skipped;
         points += b_points;
         committed += to - i;
     }
@@ -623,7 +622,6 @@ done:
     sf_buf_free(&e.text);
     free(e.offs);
     free(e.lines);
-    (void) skipped;
     return ret;
 }
 
